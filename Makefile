@@ -1,0 +1,40 @@
+# One target per task; CI (.ci/run) calls `make test` too.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-unit test-integration lint typecheck bench up clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed  ## create the venv and install Baton with its dev tools
+
+test: setup  ## the whole suite: unit + integration (+ chaos when root)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest -q -m unit $(PYTEST_ARGS)
+
+test-integration: setup
+	$(PY) -m pytest -q -m "integration or chaos" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check libs services tests bench
+	$(VENV)/bin/ruff format --check libs services tests bench
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+up: setup  ## Baton's main job on its embedded default
+	$(VENV)/bin/baton up --sandbox
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache

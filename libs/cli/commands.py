@@ -1,0 +1,17 @@
+"""Registry of the CLI's command groups (one line per area)."""
+
+from __future__ import annotations
+
+from importlib.metadata import version as _dist_version
+
+import typer
+
+
+def _version() -> None:
+    """Print Baton's version."""
+    typer.echo(_dist_version("baton"))
+
+
+def register(app: typer.Typer) -> None:
+    """Add every area's commands to the root app."""
+    app.command("version")(_version)

@@ -1,0 +1,28 @@
+"""Baton's core data models (pydantic, frozen). No I/O here."""
+
+from libs.models.events import Event, MasterRecord, new_event_id, utcnow
+from libs.models.instance import (
+    DEFAULT_MYSQL_PORT,
+    Flavor,
+    InstanceKey,
+    InstanceSnapshot,
+    IOThreadState,
+    PromotionRule,
+    ReplicationStatus,
+    SemiSyncState,
+)
+
+__all__ = [
+    "DEFAULT_MYSQL_PORT",
+    "Event",
+    "Flavor",
+    "IOThreadState",
+    "InstanceKey",
+    "InstanceSnapshot",
+    "MasterRecord",
+    "PromotionRule",
+    "ReplicationStatus",
+    "SemiSyncState",
+    "new_event_id",
+    "utcnow",
+]
