@@ -25,7 +25,9 @@ def test_parse_and_format(text: str, host: str, port: int, formatted: str) -> No
     assert InstanceKey.parse(str(key)) == key
 
 
-@pytest.mark.parametrize("text", ["", ":3306", "host:", "host:abc", "host:0", "host:65536", "[::1", "[::1]x", "a b:1"])
+@pytest.mark.parametrize(
+    "text", ["", ":3306", "host:", "host:abc", "host:0", "host:65536", "[::1", "[::1]x", "a b:1"]
+)
 def test_parse_rejects_nonsense(text: str) -> None:
     with pytest.raises(ValueError):
         InstanceKey.parse(text)
@@ -38,7 +40,9 @@ def test_keys_are_hashable_and_ordered() -> None:
 
 
 @given(
-    host=st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?){0,4}", fullmatch=True),
+    host=st.from_regex(
+        r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?){0,4}", fullmatch=True
+    ),
     port=st.integers(1, 65535),
 )
 def test_roundtrip_hostnames(host: str, port: int) -> None:
