@@ -1,0 +1,22 @@
+"""Fixtures for the KV adapter tests (until tests/conftest.py loads tests.fixtures.consul)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from libs.kv.consul import ConsulKVStore
+from tests.consul_server import ConsulTestServer
+from tests.fixtures.consul import consul_dcs, consul_server
+
+__all__ = ["consul_dcs", "consul_server"]
+
+
+@pytest.fixture
+async def kv_store(consul_server: ConsulTestServer) -> AsyncIterator[ConsulKVStore]:
+    store = ConsulKVStore(consul_server.address, datacenter="dc1", timeout=2.0)
+    try:
+        yield store
+    finally:
+        await store.close()
