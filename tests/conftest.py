@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.fixtures.sandbox",
+    "tests.fixtures.consul",
+]
 
 _TIERS = {"unit", "integration", "chaos"}
 

@@ -14,4 +14,7 @@ def _version() -> None:
 
 def register(app: typer.Typer) -> None:
     """Add every area's commands to the root app."""
+    from libs.sandbox.cli import app as sandbox_app
+
     app.command("version")(_version)
+    app.add_typer(sandbox_app, name="sandbox")

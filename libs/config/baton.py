@@ -1,0 +1,76 @@
+"""Baton's own keys: everything orchestrator has no name for (NATS, per-DC Consul, tokens, telemetry).
+
+They are top-level keys like orchestrator's, PascalCase, and all start with `Baton` so they can never
+collide with an orchestrator key and an operator can tell at a glance which file lines are Baton's.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from libs.config.base import ConfigSection, Seconds
+
+
+class ConsulDataCenter(ConfigSection):
+    """One data center's Consul agent, as written in `BatonConsulDataCenters`."""
+
+    model_config = ConfigSection.model_config | {"extra": "forbid"}
+
+    Address: str = Field(min_length=1)
+    """Consul HTTP API, `host:port`."""
+    AclToken: SecretStr = SecretStr("")
+    """ACL token with write access to the master keys (`${VAR}` allowed)."""
+    Scheme: Literal["http", "https"] = "http"
+    """http or https."""
+
+
+class AuthToken(ConfigSection):
+    """One API bearer token (`AuthenticationMethod: token`)."""
+
+    model_config = ConfigSection.model_config | {"extra": "forbid"}
+
+    Name: str = Field(min_length=1)
+    """Who holds the token; shown in the audit, never the token itself."""
+    Token: SecretStr
+    """The secret (`${VAR}` allowed). At least 16 characters."""
+    Role: Literal["read-only", "admin"] = "read-only"
+    """read-only may only read; admin may also run mutating commands."""
+
+    @field_validator("Token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr) -> SecretStr:
+        if len(token.get_secret_value()) < 16:
+            raise ValueError("a token must be at least 16 characters long")
+        return token
+
+
+class BatonKeys(ConfigSection):
+    """Keys orchestrator does not have."""
+
+    BatonNatsURLs: list[str] = Field(default_factory=list)
+    """NATS servers to connect to (`nats://host:4222`). Empty: `baton up` starts an embedded one."""
+    BatonStreamReplicas: int = Field(default=1, ge=1, le=5)
+    """Replicas of every JetStream stream and KV bucket (3 in a 3-node production cluster)."""
+    BatonNodeName: str = Field(default_factory=socket.gethostname, min_length=1)
+    """Name of this process in events and leases (orchestrator's `{orchestratorHost}`). Default: hostname."""
+    BatonDataCenter: str = ""
+    """Data center this process runs in (a kvpublisher publishes to this DC's Consul)."""
+    BatonConsulDataCenters: dict[str, ConsulDataCenter] = Field(default_factory=dict)
+    """Consul per data center: `{"dc1": {"Address": "...", "AclToken": "...", "Scheme": "http"}}`.
+    Empty: the single Consul of ConsulAddress/ConsulAclToken/ConsulScheme, if set."""
+    BatonHookTimeoutSeconds: Seconds = 60.0
+    """A hook still running after this long is killed (with its whole process group)."""
+    BatonAuthTokens: list[AuthToken] = Field(default_factory=list)
+    """API bearer tokens and their roles."""
+    BatonTelemetryExporter: Literal["none", "console", "otlp", "prometheus"] = "none"
+    """Where traces and metrics go."""
+    BatonTelemetryEndpoint: str = ""
+    """OTLP endpoint (otlp) or `host:port` to serve /metrics on (prometheus)."""
+    BatonStateDir: str = ".baton"
+    """Local state of `baton up`: the embedded NATS store, the SQLite read model."""
+    BatonReadModelURL: SecretStr = SecretStr("")
+    """SQLAlchemy URL of the API's read model (`sqlite+aiosqlite:///...`, `mysql+asyncmy://...`).
+    Empty: derived from BackendDB and its keys; see Settings.read_model_url()."""

@@ -1,0 +1,252 @@
+"""One pooled asyncmy connection per instance, and the credentials and settings used to open it.
+
+Why one connection per instance: a probe is a single multi-statement round trip, so more connections buy
+nothing but server threads; probes of one instance are serialized by the slot's lock. A connection that
+failed at the transport level (client errno >= 2000, timeout, cancellation) is closed and re-opened by the
+next user, so a restarted server is picked up without anyone noticing. Server-side SQL errors (errno <
+2000) leave the connection in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncmy  # type: ignore[import-untyped]
+from asyncmy.constants import CLIENT  # type: ignore[import-untyped]
+from asyncmy.cursors import DictCursor  # type: ignore[import-untyped]
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from libs.models import InstanceKey
+from libs.mysql.dialect import Dialect, dialect_for
+
+CR_CONN_HOST_ERROR = 2003  # can't connect (refused, unreachable, connect timeout)
+CR_SERVER_LOST = 2013  # lost connection during query (incl. read timeout)
+ER_ACCESS_DENIED = 1045
+
+Row = dict[str, Any]
+
+
+class Credentials(BaseModel):
+    """A MySQL user. The password is a SecretStr: it prints as `**********` in reprs and logs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user: str = Field(min_length=1)
+    password: SecretStr = SecretStr("")
+
+
+class ProbeSettings(BaseModel):
+    """How to probe: timeouts and orchestrator's optional per-instance queries (config maps onto it).
+
+    Each `*_query` is trusted SQL from the operator's config, returning one value in its first column;
+    a failing or empty one records nothing and does not fail the probe."""
+
+    model_config = ConfigDict(frozen=True)
+
+    connect_timeout: float = Field(default=2.0, gt=0)  # MySQLConnectTimeoutSeconds
+    read_timeout: float = Field(default=10.0, gt=0)  # MySQLDiscoveryReadTimeoutSeconds
+    discover_by_show_slave_hosts: bool = True  # else binlog dump threads in the processlist
+    replication_lag_query: str | None = None
+    detect_data_center_query: str | None = None
+    detect_region_query: str | None = None
+    detect_cluster_alias_query: str | None = None
+    detect_promotion_rule_query: str | None = None
+
+
+class MySQLError(Exception):
+    """A MySQL failure reduced to (errno, one-line message). Internal to libs.mysql."""
+
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def one_line(text: str, secret: str = "") -> str:
+    """Collapse whitespace and scrub `secret` (belt and braces: servers do not echo passwords)."""
+    flat = " ".join(str(text).split())
+    if secret:
+        flat = flat.replace(secret, "**********")
+    return flat[:300]
+
+
+def translate(exc: BaseException, *, secret: str = "", connecting: bool = False) -> MySQLError:
+    """asyncmy/OS/timeout exceptions -> MySQLError with the MySQL client errno where one applies."""
+    if isinstance(exc, MySQLError):
+        return exc
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        if connecting:
+            return MySQLError(CR_CONN_HOST_ERROR, "Can't connect to MySQL server (connect timeout)")
+        return MySQLError(CR_SERVER_LOST, "Lost connection to MySQL server during query (read timeout)")
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    if len(args) >= 2 and isinstance(args[0], int):
+        return MySQLError(args[0], one_line(str(args[1]), secret))
+    if isinstance(exc, OSError):
+        code = CR_CONN_HOST_ERROR if connecting else CR_SERVER_LOST
+        return MySQLError(code, one_line(f"{type(exc).__name__}: {exc}", secret))
+    return MySQLError(None, one_line(f"{type(exc).__name__}: {exc}", secret))
+
+
+def _is_transport_failure(exc: BaseException) -> bool:
+    if isinstance(exc, MySQLError):
+        return exc.code is None or exc.code >= 2000
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    if len(args) >= 2 and isinstance(args[0], int):
+        return bool(args[0] >= 2000)
+    return True
+
+
+class MySQLConnection:
+    """An open connection to one instance, with the dialect learnt from its handshake version."""
+
+    def __init__(self, key: InstanceKey, raw: Any, dialect: Dialect, secret: str) -> None:
+        self.key = key
+        self.raw = raw
+        self.dialect = dialect
+        self._secret = secret
+        self.checkouts = 0  # how many times the pool handed it out; > 1 means it was reused
+
+    async def execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        """Run one statement; values in `params` are escaped by the driver, never interpolated."""
+        async with self.raw.cursor() as cur:
+            return int(await cur.execute(sql, params))
+
+    async def fetch(self, sql: str, params: Sequence[Any] | None = None) -> list[Row]:
+        async with self.raw.cursor(DictCursor) as cur:
+            await cur.execute(sql, params)
+            return list(await cur.fetchall())
+
+    async def fetch_many(self, statements: Sequence[str]) -> list[list[Row] | MySQLError]:
+        """Send `statements` as ONE multi-statement round trip; return one row list per statement.
+
+        The server stops at the first failing statement: its slot holds the MySQLError and the slots
+        after it are missing (the returned list is shorter). Transport failures raise."""
+        results: list[list[Row] | MySQLError] = []
+        cur = self.raw.cursor(DictCursor)
+        try:
+            await cur.execute(";\n".join(statements))
+            results.append(list(await cur.fetchall()))
+            while len(results) < len(statements) and await cur.nextset():
+                results.append(list(await cur.fetchall()))
+        except Exception as exc:  # noqa: BLE001 - translated; transport failures re-raised
+            err = translate(exc, secret=self._secret)
+            if _is_transport_failure(err):
+                raise err from None  # the cursor is not closed: the pool drops the connection
+            results.append(err)
+        await cur.close()
+        return results
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # closing a broken socket may fail in any way
+            self.raw.close()
+
+
+@dataclass
+class _Slot:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    conn: MySQLConnection | None = None
+    creds: Credentials | None = None
+
+
+class ConnectionPool:
+    """At most one open connection per instance, re-opened after a transport failure.
+
+    Bound to the event loop that uses it (asyncmy connections are). `default_pool()` gives one per loop.
+    """
+
+    def __init__(self, *, connect_timeout: float = 2.0, read_timeout: float = 10.0) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._slots: dict[InstanceKey, _Slot] = {}
+
+    def __len__(self) -> int:
+        return sum(1 for slot in self._slots.values() if slot.conn is not None)
+
+    async def _open(self, key: InstanceKey, creds: Credentials) -> MySQLConnection:
+        secret = creds.password.get_secret_value()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                raw = await asyncmy.connect(
+                    host=key.host,
+                    port=key.port,
+                    user=creds.user,
+                    password=secret,
+                    connect_timeout=self.connect_timeout,
+                    read_timeout=self.read_timeout,
+                    autocommit=True,
+                    charset="utf8mb4",
+                    client_flag=CLIENT.MULTI_STATEMENTS | CLIENT.MULTI_RESULTS,
+                )
+        except Exception as exc:  # noqa: BLE001 - translated at the edge
+            raise translate(exc, secret=secret, connecting=True) from None
+        try:
+            dialect = dialect_for(raw.get_server_info())
+        except ValueError as exc:
+            raw.close()
+            raise MySQLError(None, str(exc)) from None
+        return MySQLConnection(key, raw, dialect, secret)
+
+    @asynccontextmanager
+    async def connection(self, key: InstanceKey, creds: Credentials) -> AsyncIterator[MySQLConnection]:
+        """Hold the instance's connection (opening it if needed) for the duration of the block.
+
+        Raises MySQLError on connect failure. Any transport-level failure inside the block discards the
+        connection before re-raising, so the next user reconnects."""
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot()
+        async with slot.lock:
+            if slot.conn is not None and slot.creds != creds:
+                self._drop(slot)
+            if slot.conn is None:
+                slot.conn = await self._open(key, creds)
+                slot.creds = creds
+            slot.conn.checkouts += 1
+            try:
+                yield slot.conn
+            except BaseException as exc:
+                if _is_transport_failure(exc):
+                    self._drop(slot)
+                raise
+
+    @staticmethod
+    def _drop(slot: _Slot) -> None:
+        if slot.conn is not None:
+            slot.conn.close()
+        slot.conn = None
+        slot.creds = None
+
+    def discard(self, key: InstanceKey) -> None:
+        """Close the instance's connection (e.g. after it was demoted or forgotten)."""
+        slot = self._slots.pop(key, None)
+        if slot is not None:
+            self._drop(slot)
+
+    def close(self) -> None:
+        """Close every connection. The pool stays usable (connections re-open on demand)."""
+        for slot in self._slots.values():
+            self._drop(slot)
+        self._slots.clear()
+
+
+_DEFAULT_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConnectionPool] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def default_pool(settings: ProbeSettings | None = None) -> ConnectionPool:
+    """The running loop's shared pool (created with `settings`' timeouts on first use)."""
+    loop = asyncio.get_running_loop()
+    pool = _DEFAULT_POOLS.get(loop)
+    if pool is None:
+        s = settings or ProbeSettings()
+        pool = _DEFAULT_POOLS[loop] = ConnectionPool(
+            connect_timeout=s.connect_timeout, read_timeout=s.read_timeout
+        )
+    return pool
