@@ -11,6 +11,7 @@ from libs.models.instance import (
     ReplicationStatus,
     SemiSyncState,
 )
+from libs.models.probe import ProbeNowReply, ProbeNowRequest
 
 __all__ = [
     "DEFAULT_MYSQL_PORT",
@@ -20,6 +21,8 @@ __all__ = [
     "InstanceKey",
     "InstanceSnapshot",
     "MasterRecord",
+    "ProbeNowReply",
+    "ProbeNowRequest",
     "PromotionRule",
     "ReplicationStatus",
     "SemiSyncState",
