@@ -14,6 +14,7 @@ import pytest
 pytest_plugins: list[str] = [
     "tests.fixtures.sandbox",
     "tests.fixtures.consul",
+    "tests.fixtures.nats",
 ]
 
 _TIERS = {"unit", "integration", "chaos"}

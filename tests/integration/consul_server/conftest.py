@@ -1,4 +1,4 @@
-"""Test Consul fixtures for these tests (until tests/conftest.py loads tests.fixtures.consul)."""
+"""Test Consul fixtures for these tests."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ import httpx
 import pytest
 
 from tests.consul_server import ConsulTestServer
-from tests.fixtures.consul import consul_dcs, consul_server
-
-__all__ = ["consul_dcs", "consul_server"]
 
 
 @pytest.fixture

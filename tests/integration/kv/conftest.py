@@ -1,4 +1,4 @@
-"""Fixtures for the KV adapter tests (until tests/conftest.py loads tests.fixtures.consul)."""
+"""Fixtures for the KV adapter tests."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ import pytest
 
 from libs.kv.consul import ConsulKVStore
 from tests.consul_server import ConsulTestServer
-from tests.fixtures.consul import consul_dcs, consul_server
-
-__all__ = ["consul_dcs", "consul_server"]
 
 
 @pytest.fixture
