@@ -14,7 +14,10 @@ def _version() -> None:
 
 def register(app: typer.Typer) -> None:
     """Add every area's commands to the root app."""
+    from libs.cli.inspect import config_app, probe_command
     from libs.sandbox.cli import app as sandbox_app
 
     app.command("version")(_version)
     app.add_typer(sandbox_app, name="sandbox")
+    app.add_typer(config_app, name="config")
+    app.command("probe")(probe_command)
