@@ -80,5 +80,3 @@ def config_check(
         typer.echo(json.dumps(settings.redacted_dict(), indent=2, default=str, sort_keys=True))
     else:
         typer.echo(f"{path}: ok")
-
-

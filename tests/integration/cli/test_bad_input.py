@@ -77,7 +77,10 @@ async def test_wrong_password(sandbox4: Sandbox) -> None:
     proc = baton(
         "probe",
         str(key),
-        env={"BATON_MySQLTopologyUser": sandbox4.topology_creds.user, "BATON_MySQLTopologyPassword": "wrong-pw-42"},
+        env={
+            "BATON_MySQLTopologyUser": sandbox4.topology_creds.user,
+            "BATON_MySQLTopologyPassword": "wrong-pw-42",
+        },
     )
     assert_one_line_error(proc, str(key), "1045")
     assert "wrong-pw-42" not in proc.stderr
