@@ -1,0 +1,116 @@
+"""A cluster as a tree, in orchestrator's ascii-topology style (pure: no I/O, `now` passed in).
+
+    127.0.0.1:23306   [0s,ok,10.11.6-MariaDB,rw,ROW,>>,GTID]
+    + 127.0.0.1:23307 [0s,ok,10.11.6-MariaDB,ro,ROW,>>,GTID]
+    + 127.0.0.1:23308 [null,nonreplicating,10.11.6-MariaDB,ro,ROW,>>,GTID]
+
+The bracket says: replication lag, status (ok / nonreplicating / unreachable / lost / downtimed), version,
+ro/rw, binlog format, `>>` when the instance logs what it replicates (log_slave_updates), and the GTID
+flavor in use. `TreeLine`s carry the same facts for richer renderers (the CLI's coloured tree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from libs.models import Flavor, InstanceKey
+from libs.topology.view import ClusterView, InstanceState
+
+
+class TreeLine(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    depth: int
+    key: InstanceKey
+    status: str  # ok, nonreplicating, unreachable, downtimed
+    lag: str
+    version: str
+    writable: bool
+    binlog_format: str
+    logs_replica_updates: bool
+    gtid: str
+
+    def text(self, width: int = 0) -> str:
+        prefix = "  " * (self.depth - 1) + "+ " if self.depth else ""
+        name = f"{prefix}{self.key}"
+        facts = [
+            self.lag,
+            self.status,
+            self.version or "?",
+            "rw" if self.writable else "ro",
+            self.binlog_format or "nobinlog",
+        ]
+        if self.logs_replica_updates:
+            facts.append(">>")
+        if self.gtid:
+            facts.append(self.gtid)
+        return f"{name.ljust(width)} [{','.join(facts)}]"
+
+
+def _status(state: InstanceState, now: datetime, stale_after: timedelta) -> str:
+    if state.downtimed:
+        return "downtimed"
+    if not state.is_valid(now, stale_after):
+        return "unreachable"
+    repl = state.info.replication
+    if repl is not None and not repl.replicating:
+        return "nonreplicating"
+    return "ok"
+
+
+def _line(state: InstanceState, depth: int, now: datetime, stale_after: timedelta) -> TreeLine:
+    info = state.info
+    repl = info.replication
+    if repl is None:
+        lag = "0s"
+    elif repl.seconds_behind_master is None:
+        lag = "null"
+    else:
+        lag = f"{repl.seconds_behind_master}s"
+    gtid = ""
+    if info.flavor is Flavor.MARIADB and (info.gtid_current_pos or info.gtid_slave_pos):
+        gtid = "GTID"
+    elif info.flavor is Flavor.MYSQL and info.gtid_mode.upper() == "ON":
+        gtid = "GTID"
+    return TreeLine(
+        depth=depth,
+        key=state.key,
+        status=_status(state, now, stale_after),
+        lag=lag,
+        version=info.version,
+        writable=not info.read_only,
+        binlog_format=info.binlog_format if info.log_bin else "",
+        logs_replica_updates=info.log_bin and info.log_slave_updates,
+        gtid=gtid,
+    )
+
+
+def tree_lines(view: ClusterView, now: datetime, stale_after: timedelta) -> list[TreeLine]:
+    """Depth-first lines, masters first, replicas sorted by key. Cycles (co-masters) print once."""
+    seen: set[InstanceKey] = set()
+
+    def walk(state: InstanceState, depth: int) -> Iterator[TreeLine]:
+        if state.key in seen:
+            return
+        seen.add(state.key)
+        yield _line(state, depth, now, stale_after)
+        for child in view.replicas_of(state.key):
+            yield from walk(child, depth + 1)
+
+    lines: list[TreeLine] = []
+    for top in view.masters:
+        lines.extend(walk(top, 0))
+    for state in view.instances:  # members of a ring with no master outside it
+        lines.extend(walk(state, 0))
+    return lines
+
+
+def ascii_tree(view: ClusterView, now: datetime, stale_after: timedelta) -> str:
+    lines = tree_lines(view, now, stale_after)
+    width = max(
+        (len(("  " * (ln.depth - 1) + "+ " if ln.depth else "") + str(ln.key)) for ln in lines), default=0
+    )
+    return "\n".join(ln.text(width) for ln in lines)
