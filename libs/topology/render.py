@@ -70,11 +70,11 @@ def _line(state: InstanceState, depth: int, now: datetime, stale_after: timedelt
         lag = "null"
     else:
         lag = f"{repl.seconds_behind_master}s"
-    gtid = ""
-    if info.flavor is Flavor.MARIADB and (info.gtid_current_pos or info.gtid_slave_pos):
-        gtid = "GTID"
-    elif info.flavor is Flavor.MYSQL and info.gtid_mode.upper() == "ON":
-        gtid = "GTID"
+    uses_gtid = (
+        bool(info.gtid_current_pos or info.gtid_slave_pos)
+        if info.flavor is Flavor.MARIADB
+        else info.gtid_mode.upper() == "ON"
+    )
     return TreeLine(
         depth=depth,
         key=state.key,
@@ -84,7 +84,7 @@ def _line(state: InstanceState, depth: int, now: datetime, stale_after: timedelt
         writable=not info.read_only,
         binlog_format=info.binlog_format if info.log_bin else "",
         logs_replica_updates=info.log_bin and info.log_slave_updates,
-        gtid=gtid,
+        gtid="GTID" if uses_gtid else "",
     )
 
 
