@@ -232,7 +232,7 @@ class LeaseKeeper:
                 await self._task
             self._task = None
         if release_lease and self.held:
-            with contextlib.suppress(BusError):
+            with contextlib.suppress(BusError, TimeoutError):
                 await asyncio.wait_for(release(self.js, self.lease), timeout=max(0.1, self._remaining()))
         self._declare_lost("stopped")
 

@@ -35,6 +35,7 @@ BLOCKS = "baton_blocks"
 SHARDS = "baton_shards"
 INSTANCES = "baton_instances"
 SETTINGS = "baton_settings"
+RECOVERIES = "baton_recoveries"
 
 _STREAM_EXISTS = 10058  # "stream name already in use with a different configuration"
 
@@ -65,14 +66,15 @@ STREAMS: tuple[StreamSpec, ...] = (
 )
 
 BUCKETS: tuple[BucketSpec, ...] = (
-    BucketSpec(LEADER, "recovery leader lease (per-message TTL; revision = epoch)", 1, 60),
+    BucketSpec(LEADER, "recovery leader lease (per-message TTL; epoch = acquiring sequence)", 1, 60),
     BucketSpec(MASTERS, "current master per cluster", 10),
     BucketSpec(DOWNTIME, "downtimed instances (per-message TTL)", 1),
     BucketSpec(CANDIDATES, "promotion rules per instance", 1),
     BucketSpec(BLOCKS, "recovery blocks and acks (per-message TTL)", 1, 60),
     BucketSpec(SHARDS, "prober shard leases (per-message TTL)", 1, 60),
-    BucketSpec(INSTANCES, "last snapshot per instance; registry of known instances", 1),
+    BucketSpec(INSTANCES, "registry of known instances (discover adds, forget deletes)", 1),
     BucketSpec(SETTINGS, "global switches (e.g. recoveries disabled)", 5),
+    BucketSpec(RECOVERIES, "latest recovery record per cluster (open ones are resumed)", 10),
 )
 
 

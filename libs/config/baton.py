@@ -61,6 +61,8 @@ class BatonKeys(ConfigSection):
     BatonConsulDataCenters: dict[str, ConsulDataCenter] = Field(default_factory=dict)
     """Consul per data center: `{"dc1": {"Address": "...", "AclToken": "...", "Scheme": "http"}}`.
     Empty: the single Consul of ConsulAddress/ConsulAclToken/ConsulScheme, if set."""
+    BatonKVReconcileSeconds: Seconds = 30.0
+    """How often the kvpublisher compares every cluster's Consul keys with baton_masters and repairs them."""
     BatonHookTimeoutSeconds: Seconds = 60.0
     """A hook still running after this long is killed (with its whole process group)."""
     BatonAuthTokens: list[AuthToken] = Field(default_factory=list)

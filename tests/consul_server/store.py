@@ -85,7 +85,10 @@ class KVStore:
     """All KV data of one test datacenter. Methods are synchronous, so each call is atomic on the loop."""
 
     def __init__(self, state_file: Path | None = None) -> None:
-        self.raft_index = 0
+        # A real Consul's raft log never starts at 1 (bootstrap entries come first). Starting above 1
+        # keeps the first KV write's index above the `X-Consul-Index: 1` an absent key answers with, so
+        # a blocking query sent before that write is woken by it.
+        self.raft_index = 10
         self.entries: dict[str, Entry] = {}
         self.touched: dict[str, int] = {}  # key -> last index it was written or deleted at
         self._state_file = state_file

@@ -1,0 +1,13 @@
+"""Recovery: the fenced leader's failover pipeline, its MySQL executor and its audit.
+
+- `audit`      RecoveryRecord / StepRecord: the per-attempt record (orchestrator's audit-recovery shape)
+- `steps`      pure: the MySQL steps that carry out a topology `Plan`
+- `executor`   runs one step on MySQL, checking the fence before every change
+- `pipeline`   gates → register → re-check → plan → hooks → execute → publish master → hooks → close
+- `gates`      reason-or-None checks before a recovery is registered
+- `leadership` campaign for `baton_leader/recovery`; `fence` the epoch check
+- `store`      open/latest records per cluster in KV `baton_recoveries` (resume after leader change)
+- `masters`, `downtime`, `events`  what a recovery writes to NATS
+- `old_master` fencing a failed master that comes back writable
+- `options`    Settings → rules, execution options, hooks, credentials
+"""

@@ -1,0 +1,90 @@
+"""Recovery events on `baton.recovery.<cluster-token>.<phase>` (stream BATON_RECOVERIES).
+
+Phases: `registered`, `skipped`, `resumed`, `planned`, `step`, `completed`, `failed`, `fenced`. Every
+event is an `Event` with `source="recovery"`, the acting epoch, the cluster and the failed instance;
+`data` holds the whole record (`record`: RecoveryRecord as JSON, `orchestrator`: its audit-recovery
+shape, `timings`) except `step` events, which carry the step only. Message ids are deterministic
+(uid, phase, step, epoch), so a retried publish is stored once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from nats.js import JetStreamContext
+
+from libs.bus.messages import publish_event
+from libs.bus.subjects import recovery_subject
+from libs.errors import BusError
+from libs.models.events import Event
+from libs.recovery.audit import RecoveryRecord, StepRecord
+
+log = logging.getLogger(__name__)
+
+SOURCE = "recovery"
+
+
+def record_data(record: RecoveryRecord) -> dict[str, Any]:
+    return {
+        "record": record.model_dump(mode="json"),
+        "orchestrator": record.to_orchestrator(),
+        "timings": record.timings(),
+    }
+
+
+def recovery_event(record: RecoveryRecord, phase: str, step: StepRecord | None = None) -> Event:
+    if step is not None:
+        data: dict[str, Any] = {"uid": record.uid, "step": step.model_dump(mode="json")}
+    else:
+        data = record_data(record)
+    return Event(
+        type=f"recovery.{phase}",
+        cluster=record.cluster,
+        instance=str(record.failed),
+        source=SOURCE,
+        node=record.node or Event.model_fields["node"].default,
+        epoch=record.epoch,
+        data=data,
+    )
+
+
+def message_id(record: RecoveryRecord, phase: str, step: StepRecord | None = None) -> str:
+    tail = f"{step.name}:{step.outcome}" if step is not None else str(len(record.steps))
+    return f"recovery:{record.uid}:{phase}:{record.epoch}:{tail}"
+
+
+class EventSink(Protocol):
+    async def __call__(self, record: RecoveryRecord, phase: str, step: StepRecord | None = None) -> None: ...
+
+
+class NatsEventSink:
+    """Publishes to JetStream. A failed publish is logged, not raised: the KV record is the truth and
+    the audit must not stop a failover half-way."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+
+    async def __call__(self, record: RecoveryRecord, phase: str, step: StepRecord | None = None) -> None:
+        event = recovery_event(record, phase, step)
+        try:
+            await publish_event(
+                self.js,
+                recovery_subject(record.cluster, phase),
+                event,
+                msg_id=message_id(record, phase, step),
+            )
+        except BusError as exc:
+            log.warning("recovery %s: could not publish %s event: %s", record.uid, phase, exc)
+
+
+class MemoryEventSink:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Event]] = []
+
+    async def __call__(self, record: RecoveryRecord, phase: str, step: StepRecord | None = None) -> None:
+        self.events.append((phase, recovery_event(record, phase, step)))
+
+    @property
+    def phases(self) -> list[str]:
+        return [p for p, _ in self.events]

@@ -1,0 +1,323 @@
+"""Carry out one `StepSpec` on MySQL, fenced: `fence.check()` precedes every statement that changes
+anything, and long waits check it between short slices, so a leader that lost the lease stops at once
+(only a statement already sent may still complete on the server).
+
+Per-target failures of a step over several instances are returned, not raised: a replica that cannot
+be repointed is lost (and recorded), the recovery goes on. A failure on a `required` target (the
+successor, the intermediate) fails the step, and the pipeline fails the recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from libs.errors import LeadershipLost, ReplicationCommandError
+from libs.models import InstanceKey, utcnow
+from libs.mysql.commands import (
+    change_master_gtid,
+    replication_status,
+    reset_replica_all,
+    set_read_only,
+    start_replication,
+    stop_replication,
+)
+from libs.mysql.connection import ConnectionPool, Credentials, MySQLConnection, MySQLError
+from libs.recovery.audit import RecoveryRecord, StepOutcome
+from libs.recovery.downtime import DowntimeWriter, lost_downtime
+from libs.recovery.fence import Fence
+from libs.recovery.mysql_ops import binlog_gtid_position, wait_gtid_once
+from libs.recovery.steps import ExecutionOptions, StepKind, StepSpec
+
+_SLICE_S = 0.5  # longest blocking wait between two fence checks
+
+
+@dataclass
+class StepResult:
+    outcome: StepOutcome
+    detail: str = ""
+    error: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # non-fatal, per target
+    lost: dict[InstanceKey, str] = field(default_factory=dict)  # targets that now count as lost
+
+
+class Executor(Protocol):
+    async def run(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult: ...
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MySQLError):
+        code = f" [{exc.code}]" if exc.code is not None else ""
+        return f"{exc.message}{code}"
+    return str(exc) or type(exc).__name__
+
+
+class MySQLExecutor:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        topology: Credentials,
+        replication: Credentials,
+        options: ExecutionOptions,
+        *,
+        downtime: DowntimeWriter | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.pool, self.creds, self.repl = pool, topology, replication
+        self.options, self.downtime, self.clock = options, downtime, clock
+
+    async def run(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        handlers: dict[StepKind, Callable[[StepSpec, RecoveryRecord, Fence], Awaitable[StepResult]]] = {
+            StepKind.STOP_IO: self._stop_io,
+            StepKind.WAIT_APPLIED: self._wait_applied,
+            StepKind.REPOINT: self._repoint,
+            StepKind.WAIT_CAUGHT_UP: self._wait_caught_up,
+            StepKind.STOP_REPLICATION: self._stop_replication,
+            StepKind.PROMOTE: self._promote,
+            StepKind.DOWNTIME_LOST: self._downtime_lost,
+            StepKind.DETACH_LOST: self._detach_lost,
+        }
+        fence.check()
+        return await handlers[spec.kind](spec, record, fence)
+
+    # -- helpers -------------------------------------------------------------------------------------
+    async def _each(
+        self, targets: Iterable[InstanceKey], action: Callable[[MySQLConnection], Awaitable[str | None]]
+    ) -> tuple[dict[InstanceKey, str], dict[InstanceKey, str]]:
+        """Run `action` on every target in parallel (bounded). Returns ({target: note}, {target: error});
+        LeadershipLost from any target cancels the others and propagates."""
+        notes: dict[InstanceKey, str] = {}
+        errors: dict[InstanceKey, str] = {}
+        limit = asyncio.Semaphore(self.options.repoint_concurrency)
+
+        async def one(key: InstanceKey) -> None:
+            async with limit:
+                try:
+                    async with self.pool.connection(key, self.creds) as conn:
+                        note = await action(conn)
+                except LeadershipLost:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - recorded per target
+                    errors[key] = _describe(exc)
+                else:
+                    if note:
+                        notes[key] = note
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for key in targets:
+                    group.create_task(one(key))
+        except* LeadershipLost as lost:
+            raise lost.exceptions[0] from None
+        return notes, errors
+
+    @staticmethod
+    def _result(spec: StepSpec, notes: dict[InstanceKey, str], errors: dict[InstanceKey, str]) -> StepResult:
+        fatal = [k for k in spec.required if k in errors]
+        detail = "; ".join(f"{k}: {v}" for k, v in sorted(notes.items()))
+        text = {str(k): v for k, v in errors.items()}
+        if fatal and not spec.best_effort:
+            return StepResult(
+                StepOutcome.FAILED,
+                detail=detail,
+                error="; ".join(f"{k}: {errors[k]}" for k in fatal),
+                errors={k: v for k, v in text.items() if InstanceKey.parse(k) not in fatal},
+            )
+        return StepResult(StepOutcome.DONE, detail=detail, errors=text)
+
+    # -- steps ---------------------------------------------------------------------------------------
+    async def _stop_io(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        """STOP SLAVE IO_THREAD, so nobody resumes streaming from the old master should it answer
+        again mid-failover. A SQL thread stopped without an error is started *first*: with GTID,
+        MariaDB throws the relay log away when the SQL thread starts while both threads are stopped,
+        and with it every transaction only this replica had received."""
+
+        async def action(conn: MySQLConnection) -> str | None:
+            status = await replication_status(conn)
+            if status is None:
+                return "not a replica"
+            note = None
+            if not status.sql_running and not status.last_sql_errno:
+                fence.check()
+                await start_replication(conn, "SQL_THREAD")
+                note = "SQL thread was stopped: started it to apply its relay log"
+            fence.check()
+            await stop_replication(conn, "IO_THREAD")
+            return note
+
+        notes, errors = await self._each(spec.targets, action)
+        return self._result(spec, notes, errors)
+
+    async def _wait_applied(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        (key,) = spec.targets
+        o = self.options
+        try:
+            async with self.pool.connection(key, self.creds) as conn:
+                return await self._drain(conn, fence, o)
+        except (ReplicationCommandError, MySQLError) as exc:
+            return StepResult(StepOutcome.FAILED, error=f"{key}: {_describe(exc)}")
+
+    async def _drain(self, conn: MySQLConnection, fence: Fence, o: ExecutionOptions) -> StepResult:
+        """Wait for the SQL thread to apply the relay log. With DelayMasterPromotionIfSQLThreadNotUpToDate
+        wait as long as it progresses (up to `delay_max_s`); otherwise up to `apply_timeout_s`, then go on
+        (orchestrator's behaviour: what was not applied is lost, and the audit says so)."""
+        started = time.monotonic()
+        limit = o.delay_max_s if o.delay_promotion else o.apply_timeout_s
+        last_pos: tuple[str, int] | None = None
+        last_progress = started
+        while True:
+            fence.check()
+            status = await replication_status(conn)
+            if status is None:
+                return StepResult(StepOutcome.SKIPPED, detail=f"{conn.key} is no longer a replica")
+            if status.relay_log_applied:
+                waited = time.monotonic() - started
+                return StepResult(StepOutcome.DONE, detail=f"relay log applied (waited {waited:.3f}s)")
+            if not status.sql_running:
+                if status.last_sql_errno:
+                    error = " ".join(status.last_sql_error.split())[:200]
+                    return StepResult(
+                        StepOutcome.FAILED,
+                        error=f"SQL thread of {conn.key} stopped [{status.last_sql_errno}]: {error}",
+                    )
+                fence.check()  # stopped by hand after stop-io (MariaDB GTID: the relay log is gone)
+                await start_replication(conn, "SQL_THREAD")
+            pos = (status.relay_master_log_file, status.exec_master_log_pos)
+            now = time.monotonic()
+            if pos != last_pos:
+                last_pos, last_progress = pos, now
+            where = (
+                f"read {status.read_master_log_file}:{status.read_master_log_pos}, "
+                f"executed {status.relay_master_log_file}:{status.exec_master_log_pos}"
+            )
+            if o.delay_promotion and now - last_progress > o.delay_stall_s:
+                return StepResult(
+                    StepOutcome.FAILED,
+                    error=f"{conn.key}: SQL thread made no progress for {o.delay_stall_s:g}s ({where})",
+                )
+            if now - started > limit:
+                if o.delay_promotion:
+                    return StepResult(
+                        StepOutcome.FAILED, error=f"{conn.key}: relay log not applied in {limit:g}s ({where})"
+                    )
+                return StepResult(
+                    StepOutcome.DONE,
+                    detail=f"relay log not applied within {limit:g}s ({where}); promoting without it",
+                    errors={str(conn.key): f"relay log not fully applied ({where})"},
+                )
+            await asyncio.sleep(0.01 if now - started < 0.2 else 0.05)
+
+    async def _repoint(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        source = spec.source
+        assert source is not None
+
+        async def action(conn: MySQLConnection) -> str | None:
+            status = await replication_status(conn)
+            if status is not None and status.master == source and status.replicating:
+                return f"already replicating from {source}"
+            fence.check()
+            await stop_replication(conn)
+            fence.check()
+            await change_master_gtid(conn, source, self.repl)
+            fence.check()
+            await start_replication(conn)
+            return None
+
+        notes, errors = await self._each(spec.targets, action)
+        result = self._result(spec, notes, errors)
+        result.lost = {k: f"could not be repointed under {source}: {v}" for k, v in errors.items()}
+        return result
+
+    async def _wait_caught_up(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        (successor,) = spec.targets
+        source = spec.source
+        assert source is not None
+        try:
+            async with self.pool.connection(source, self.creds) as conn:
+                position = await binlog_gtid_position(conn)
+            started = time.monotonic()
+            async with self.pool.connection(successor, self.creds) as conn:
+                if await replication_status(conn) is None:
+                    return StepResult(StepOutcome.SKIPPED, detail=f"{successor} is no longer a replica")
+                while True:
+                    fence.check()
+                    if await wait_gtid_once(conn, position, _SLICE_S):
+                        waited = time.monotonic() - started
+                        return StepResult(
+                            StepOutcome.DONE,
+                            detail=f"{successor} has {source}'s {position} (waited {waited:.3f}s)",
+                        )
+                    if time.monotonic() - started > self.options.catch_up_timeout_s:
+                        return StepResult(
+                            StepOutcome.FAILED,
+                            error=f"{successor} did not reach {source}'s {position} within "
+                            f"{self.options.catch_up_timeout_s:g}s",
+                        )
+        except (ReplicationCommandError, MySQLError) as exc:
+            return StepResult(StepOutcome.FAILED, error=_describe(exc))
+
+    async def _stop_replication(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        async def action(conn: MySQLConnection) -> str | None:
+            if await replication_status(conn) is None:
+                return "not a replica"
+            fence.check()
+            await stop_replication(conn)
+            return None
+
+        notes, errors = await self._each(spec.targets, action)
+        return self._result(spec, notes, errors)
+
+    async def _promote(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        apply = self.options.apply_promotion
+
+        async def action(conn: MySQLConnection) -> str | None:
+            fence.check()
+            await stop_replication(conn)
+            if not apply:
+                return "replication stopped; ApplyMySQLPromotionAfterMasterFailover is off"
+            fence.check()
+            await reset_replica_all(conn)
+            fence.check()
+            await set_read_only(conn, False)
+            return "writable"
+
+        notes, errors = await self._each(spec.targets, action)
+        return self._result(spec, notes, errors)
+
+    async def _downtime_lost(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        if self.downtime is None:
+            return StepResult(StepOutcome.SKIPPED, detail="no downtime store")
+        errors: dict[str, str] = {}
+        now = self.clock()
+        for key in spec.targets:
+            fence.check()
+            item = lost_downtime(
+                key,
+                now=now,
+                minutes=self.options.lost_downtime_minutes,
+                epoch=fence.epoch,
+                recovery_uid=record.uid,
+            )
+            try:
+                await self.downtime(item)
+            except Exception as exc:  # noqa: BLE001 - best effort, recorded
+                errors[str(key)] = str(exc)
+        detail = f"{len(spec.targets) - len(errors)} downtimed for {self.options.lost_downtime_minutes:g} min"
+        return StepResult(StepOutcome.DONE, detail=detail, errors=errors)
+
+    async def _detach_lost(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        async def action(conn: MySQLConnection) -> str | None:
+            if await replication_status(conn) is None:
+                return "not a replica"
+            fence.check()
+            await stop_replication(conn)
+            return "replication stopped"
+
+        notes, errors = await self._each(spec.targets, action)
+        result = self._result(spec, notes, errors)
+        result.outcome = StepOutcome.DONE
+        return result

@@ -1,0 +1,123 @@
+"""From `Settings` (orchestrator's keys) to what the recovery needs: candidate rules, execution
+options, hook runner, credentials. One place decides the mapping, so services and tests agree."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+
+from libs.config import Settings
+from libs.hooks import HookContext, HookKind, HookResult, run_hooks
+from libs.models import InstanceKey
+from libs.mysql.connection import Credentials, ProbeSettings
+from libs.recovery.steps import ExecutionOptions
+from libs.topology.context import AnalysisParams
+from libs.topology.plan import CandidateRules, RegisteredRule
+
+
+def execution_options(settings: Settings) -> ExecutionOptions:
+    return ExecutionOptions(
+        apply_promotion=settings.ApplyMySQLPromotionAfterMasterFailover,
+        detach_lost=settings.DetachLostReplicasAfterMasterFailover,
+        lost_downtime_minutes=float(settings.MasterFailoverLostInstancesDowntimeMinutes),
+        super_read_only=settings.UseSuperReadOnly,
+        apply_timeout_s=float(settings.InstanceBulkOperationsWaitTimeoutSeconds) or 10.0,
+        delay_promotion=settings.DelayMasterPromotionIfSQLThreadNotUpToDate,
+        delay_stall_s=float(settings.ReasonableReplicationLagSeconds) or 10.0,
+        repoint_concurrency=settings.MaxConcurrentReplicaOperations,
+    )
+
+
+def stale_after(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.InstancePollSeconds + settings.ReasonableInstanceCheckSeconds)
+
+
+def candidate_rules(
+    settings: Settings, registered: dict[InstanceKey, RegisteredRule] | None = None
+) -> CandidateRules:
+    return CandidateRules(
+        registered=registered or {},
+        prevent_cross_data_center_master_failover=settings.PreventCrossDataCenterMasterFailover,
+        prevent_cross_region_master_failover=settings.PreventCrossRegionMasterFailover,
+        fail_master_promotion_on_lag_minutes=float(settings.FailMasterPromotionOnLagMinutes),
+        fail_master_promotion_if_sql_thread_not_up_to_date=settings.FailMasterPromotionIfSQLThreadNotUpToDate,
+        delay_master_promotion_if_sql_thread_not_up_to_date=settings.DelayMasterPromotionIfSQLThreadNotUpToDate,
+        stale_after=max(stale_after(settings), timedelta(seconds=15)),
+        promotion_ignore_hostname_filters=tuple(settings.PromotionIgnoreHostnameFilters),
+    )
+
+
+def parse_registered(entries: dict[str, bytes], now: datetime) -> dict[InstanceKey, RegisteredRule]:
+    """`baton_candidates` entries (key `kv_key(host:port)`, value a RegisteredRule as JSON:
+    `{"rule": "prefer", "expires_at": ISO-8601}`) → unexpired rules. Bad entries are skipped."""
+    from libs.bus.subjects import kv_key_decode
+
+    out: dict[InstanceKey, RegisteredRule] = {}
+    for key, value in entries.items():
+        try:
+            rule = RegisteredRule.model_validate_json(value)
+            instance = InstanceKey.parse(kv_key_decode(key))
+        except (ValidationError, ValueError):
+            continue
+        if rule.expires_at > now:
+            out[instance] = rule
+    return out
+
+
+def analysis_params(settings: Settings) -> AnalysisParams:
+    return AnalysisParams(
+        stale_after=stale_after(settings),
+        reasonable_replication_lag_seconds=float(settings.ReasonableReplicationLagSeconds),
+        recover_non_writeable_master=settings.RecoverNonWriteableMaster,
+        enforce_exact_semi_sync_replicas=settings.EnforceExactSemiSyncReplicas,
+    )
+
+
+def probe_settings(settings: Settings) -> ProbeSettings:
+    return ProbeSettings(
+        connect_timeout=float(settings.MySQLConnectTimeoutSeconds),
+        read_timeout=float(settings.MySQLDiscoveryReadTimeoutSeconds),
+        discover_by_show_slave_hosts=settings.DiscoverByShowSlaveHosts,
+        replication_lag_query=settings.ReplicationLagQuery or None,
+        detect_data_center_query=settings.DetectDataCenterQuery or None,
+        detect_region_query=settings.DetectRegionQuery or None,
+        detect_cluster_alias_query=settings.DetectClusterAliasQuery or None,
+        detect_promotion_rule_query=settings.DetectPromotionRuleQuery or None,
+    )
+
+
+def topology_credentials(settings: Settings) -> Credentials:
+    return Credentials(user=settings.MySQLTopologyUser or "root", password=settings.MySQLTopologyPassword)
+
+
+def replication_credentials(settings: Settings) -> Credentials:
+    """MySQLReplicationUser/Password; the topology user when no replication user is configured."""
+    if settings.MySQLReplicationUser:
+        return Credentials(user=settings.MySQLReplicationUser, password=settings.MySQLReplicationPassword)
+    return topology_credentials(settings)
+
+
+class SettingsHooks:
+    """Runs the hook lists configured in `settings` (libs.hooks semantics)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def __call__(self, kind: HookKind, context: HookContext) -> list[HookResult]:
+        commands = self.settings.hook_commands(kind.value)
+        if not commands:
+            return []
+        return await run_hooks(
+            kind,
+            commands,
+            context,
+            self.settings.BatonHookTimeoutSeconds,
+            shell=self.settings.ProcessesShellCommand,
+        )
+
+
+def hostname_ignored(settings: Settings, host: str) -> bool:
+    """RecoveryIgnoreHostnameFilters (issue 6 turns this into a gate)."""
+    return any(re.search(p, host) for p in settings.RecoveryIgnoreHostnameFilters)

@@ -1,0 +1,136 @@
+"""The MySQL steps that carry out a `Plan`, decided purely from the plan and the options.
+
+Each step has a stable, unique `name` (it is how a resumed recovery knows what is already done) and is
+idempotent or guarded by a fresh look at its targets, so re-running a step whose leader died after the
+statement but before recording it is harmless.
+
+One step (successor S, replicas R):
+  stop-io [S, R]  → wait-applied S → repoint R under S → promote S → lost replicas: downtime, detach
+Two steps (intermediate I, successor S):
+  stop-io [I, S, R] → wait-applied I → repoint S and R under I → wait-caught-up S with I
+  → stop-replication S → repoint R and I under S → promote S → lost replicas
+The intermediate is never made writable; it ends as a replica of S (or lost, if it cannot follow S).
+The failed master is never repointed: its fencing happens when it comes back (see `old_master.py`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from libs.models import InstanceKey
+from libs.topology.plan import Plan
+
+
+class StepKind(StrEnum):
+    STOP_IO = "stop-io"  # STOP SLAVE IO_THREAD: nobody listens to the old master any more
+    WAIT_APPLIED = "wait-applied"  # the data holder applies its relay log
+    REPOINT = "repoint"  # STOP SLAVE; CHANGE MASTER TO source (GTID); START SLAVE, in parallel
+    WAIT_CAUGHT_UP = "wait-caught-up"  # the successor has everything the intermediate has
+    STOP_REPLICATION = "stop-replication"  # STOP SLAVE (the successor stops following the intermediate)
+    PROMOTE = "promote"  # STOP SLAVE; RESET SLAVE ALL; read_only=0
+    DOWNTIME_LOST = "downtime-lost"  # baton_downtime, reason lost-in-recovery
+    DETACH_LOST = "detach-lost"  # STOP SLAVE on lost replicas, best effort
+
+
+MUTATING = frozenset(
+    {StepKind.STOP_IO, StepKind.REPOINT, StepKind.STOP_REPLICATION, StepKind.PROMOTE, StepKind.DETACH_LOST}
+)
+
+
+class StepSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    kind: StepKind
+    targets: tuple[InstanceKey, ...] = ()
+    source: InstanceKey | None = None  # REPOINT: new master; WAIT_CAUGHT_UP: whom to catch up with
+    best_effort: bool = False  # failures are recorded but do not fail the recovery
+    required: tuple[InstanceKey, ...] = ()  # targets whose failure fails the recovery
+
+    @property
+    def mutating(self) -> bool:
+        return self.kind in MUTATING
+
+
+class ExecutionOptions(BaseModel):
+    """What the executor needs from the configuration (orchestrator's keys, see `options.py`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    apply_promotion: bool = True  # ApplyMySQLPromotionAfterMasterFailover
+    detach_lost: bool = True  # DetachLostReplicasAfterMasterFailover
+    lost_downtime_minutes: float = 0  # MasterFailoverLostInstancesDowntimeMinutes (0: none)
+    super_read_only: bool = False  # UseSuperReadOnly (MySQL only)
+    apply_timeout_s: float = 10.0  # InstanceBulkOperationsWaitTimeoutSeconds
+    delay_promotion: bool = False  # DelayMasterPromotionIfSQLThreadNotUpToDate: wait, however long
+    delay_stall_s: float = 10.0  # ... but fail when the SQL thread makes no progress this long
+    delay_max_s: float = 24 * 3600.0  # orchestrator's overall cap for the delayed promotion
+    catch_up_timeout_s: float = 60.0  # two-step: the successor catching up with the intermediate
+    repoint_concurrency: int = 5  # MaxConcurrentReplicaOperations
+
+
+def _keys(*groups: tuple[InstanceKey, ...] | list[InstanceKey]) -> tuple[InstanceKey, ...]:
+    seen: dict[InstanceKey, None] = {}
+    for group in groups:
+        for key in group:
+            seen.setdefault(key, None)
+    return tuple(seen)
+
+
+def plan_steps(plan: Plan, options: ExecutionOptions) -> list[StepSpec]:
+    """The ordered steps for `plan`. Empty when the plan is not ok."""
+    if not plan.ok or plan.successor is None:
+        return []
+    s, mid = plan.successor, plan.intermediate
+    others = tuple(k for k in plan.replicas_to_repoint if k not in (s, mid))
+    lost = tuple(r.key for r in plan.lost)
+    steps: list[StepSpec] = []
+    if mid is None:
+        steps += [
+            StepSpec(name="stop-io", kind=StepKind.STOP_IO, targets=_keys([s], others), required=(s,)),
+            StepSpec(name=f"wait-applied:{s}", kind=StepKind.WAIT_APPLIED, targets=(s,), required=(s,)),
+        ]
+        if others:
+            steps.append(StepSpec(name=f"repoint:{s}", kind=StepKind.REPOINT, targets=others, source=s))
+    else:
+        follows = mid in plan.replicas_to_repoint
+        steps += [
+            StepSpec(
+                name="stop-io", kind=StepKind.STOP_IO, targets=_keys([mid, s], others), required=(mid, s)
+            ),
+            StepSpec(name=f"wait-applied:{mid}", kind=StepKind.WAIT_APPLIED, targets=(mid,), required=(mid,)),
+            StepSpec(
+                name=f"repoint:{mid}",
+                kind=StepKind.REPOINT,
+                targets=_keys([s], others),
+                source=mid,
+                required=(s,),
+            ),
+            StepSpec(
+                name=f"wait-caught-up:{s}",
+                kind=StepKind.WAIT_CAUGHT_UP,
+                targets=(s,),
+                source=mid,
+                required=(s,),
+            ),
+            StepSpec(
+                name=f"stop-replication:{s}", kind=StepKind.STOP_REPLICATION, targets=(s,), required=(s,)
+            ),
+        ]
+        under = _keys(others, [mid] if follows else [])
+        if under:
+            steps.append(StepSpec(name=f"repoint:{s}", kind=StepKind.REPOINT, targets=under, source=s))
+    steps.append(StepSpec(name=f"promote:{s}", kind=StepKind.PROMOTE, targets=(s,), required=(s,)))
+    lost_all = _keys([plan.failed_master], lost)  # a two-step intermediate that cannot follow is in lost
+    if options.lost_downtime_minutes > 0:
+        steps.append(
+            StepSpec(name="downtime-lost", kind=StepKind.DOWNTIME_LOST, targets=lost_all, best_effort=True)
+        )
+    detach = tuple(k for k in lost_all if k != plan.failed_master)
+    if options.detach_lost and detach:
+        steps.append(
+            StepSpec(name="detach-lost", kind=StepKind.DETACH_LOST, targets=detach, best_effort=True)
+        )
+    return steps

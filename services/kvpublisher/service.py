@@ -1,0 +1,197 @@
+"""The kvpublisher service: baton_masters → every data center's master-discovery store.
+
+Wiring only: one KV watch on `baton_masters` feeds the newest record per cluster into one `DCWorker`
+per data center; events go out through a bounded outbox, so a slow or absent NATS never blocks a
+worker; `baton.cmd.kvpublisher.status` is answered with `status()`.
+
+Start-up order matters for correctness after a restart: the watch first delivers the current value of
+every key (no history); only once those are all in (the watcher's end-of-initial-values marker) do the
+workers start, and each begins with a reconcile against that complete picture. Later changes are
+offered to every worker as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from pydantic import ValidationError
+
+from libs.bus.connection import Bus, bus_errors
+from libs.bus.messages import publish_event
+from libs.bus.provision import MASTERS
+from libs.bus.subjects import audit_subject, cmd_subject
+from libs.errors import BusError
+from libs.kv.base import MasterKVStore
+from libs.models.events import NODE_NAME, Event, MasterRecord
+from services.kvpublisher.backoff import Backoff
+from services.kvpublisher.cancel import checkpoint
+from services.kvpublisher.events import AUDIT_KIND, SOURCE
+from services.kvpublisher.worker import DCWorker
+
+log = logging.getLogger(__name__)
+
+STATUS_SUBJECT = cmd_subject(SOURCE, "status")
+EVENT_SUBJECT = audit_subject(AUDIT_KIND)
+OUTBOX_SIZE = 10_000
+EVENT_SEND_TRIES = 3
+
+
+class KVPublisher:
+    """Publishes every cluster's master from baton_masters to each store in `stores`.
+
+    The stores are owned by the caller (it closes them); `run()` runs until cancelled and cleans up
+    what it started.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        stores: Mapping[str, MasterKVStore],
+        *,
+        prefix: str,
+        reconcile_seconds: float = 30.0,
+        backoff: Backoff | None = None,
+        node: str = NODE_NAME,
+    ) -> None:
+        if not stores:
+            raise ValueError("a kvpublisher needs at least one data center")
+        self._bus = bus
+        self._prefix = prefix
+        self._reconcile_seconds = reconcile_seconds
+        self._node = node
+        self._records: dict[str, MasterRecord] = {}
+        self._outbox: asyncio.Queue[Event] = asyncio.Queue(OUTBOX_SIZE)
+        self._dropped_events = 0
+        self._ready = asyncio.Event()
+        self.workers = {
+            dc: DCWorker(
+                store,
+                prefix=prefix,
+                records=self._records,
+                report=self._emit,
+                node=node,
+                reconcile_seconds=reconcile_seconds,
+                backoff=backoff,
+            )
+            for dc, store in stores.items()
+        }
+
+    # ---- what others read --------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Per-DC publishing status (JSON-ready): what the API shows and the status command answers."""
+        return {
+            "node": self._node,
+            "ready": self._ready.is_set(),
+            "prefix": self._prefix,
+            "reconcile_seconds": self._reconcile_seconds,
+            "clusters": len(self._records),
+            "dropped_events": self._dropped_events,
+            "dcs": {dc: worker.status() for dc, worker in self.workers.items()},
+        }
+
+    async def wait_ready(self) -> None:
+        """Returns once the initial values are in and the workers have started."""
+        await self._ready.wait()
+
+    # ---- running -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        with bus_errors("opening KV bucket baton_masters"):
+            kv = await self._bus.js.key_value(MASTERS)
+            watcher = await kv.watchall(include_history=False)
+        status_sub: Subscription | None = None
+        try:
+            status_sub = await self._bus.nc.subscribe(STATUS_SUBJECT, cb=self._answer_status)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._send_events(), name="kv-events")
+                await self._watch(watcher, tasks)
+        finally:
+            with contextlib.suppress(nats.errors.Error, BusError):
+                await watcher.stop()  # type: ignore[no-untyped-call]
+            if status_sub is not None:
+                with contextlib.suppress(nats.errors.Error):
+                    await status_sub.unsubscribe()
+            await self._flush_events(within_s=1.0)
+
+    async def _watch(self, watcher: KeyValue.KeyWatcher, tasks: asyncio.TaskGroup) -> None:
+        async for entry in watcher:
+            if entry is None:  # end of the initial values: start the workers (reconcile first)
+                if not self._ready.is_set():
+                    log.info("kvpublisher: %d cluster(s) in baton_masters; starting", len(self._records))
+                    for dc, worker in self.workers.items():
+                        tasks.create_task(worker.run(), name=f"kv-dc-{dc}")
+                    self._ready.set()
+                continue
+            self._on_entry(entry)
+        raise BusError("the baton_masters watch ended")
+
+    def _on_entry(self, entry: KeyValue.Entry) -> None:
+        key = entry.key
+        if entry.operation in (KV_DEL, KV_PURGE):
+            self._records.pop(key, None)
+            for worker in self.workers.values():
+                worker.forget(key)
+            log.info("kvpublisher: cluster %s left baton_masters; its Consul keys stay", key)
+            return
+        try:
+            record = MasterRecord.model_validate_json(entry.value or b"")
+        except ValidationError as exc:
+            log.error("kvpublisher: baton_masters/%s is not a MasterRecord: %s", key, exc.errors()[0])
+            return
+        known = self._records.get(key)
+        if known is None or record.epoch >= known.epoch:
+            self._records[key] = record
+        if self._ready.is_set():
+            for worker in self.workers.values():
+                worker.offer(key, record)
+
+    # ---- events and the status command ---------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        try:
+            self._outbox.put_nowait(event)
+        except asyncio.QueueFull:
+            self._dropped_events += 1
+            log.warning("kvpublisher: event outbox full; dropped %s for %s", event.type, event.cluster)
+
+    async def _send_events(self) -> None:
+        while True:
+            event = await self._outbox.get()
+            await self._send(event)
+            checkpoint()  # nats-py's publish may have swallowed our cancellation
+
+    async def _send(self, event: Event) -> None:
+        for attempt in range(1, EVENT_SEND_TRIES + 1):
+            try:
+                await publish_event(self._bus.js, EVENT_SUBJECT, event)
+                return
+            except BusError as exc:
+                if attempt == EVENT_SEND_TRIES:
+                    self._dropped_events += 1
+                    log.warning("kvpublisher: could not publish %s event: %s", event.type, exc)
+                else:
+                    checkpoint()
+                    await asyncio.sleep(0.2 * attempt)
+
+    async def _flush_events(self, within_s: float) -> None:
+        """Send what the outbox still holds, for at most `within_s` seconds (at shutdown)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within_s):
+                while not self._outbox.empty():
+                    await self._send(self._outbox.get_nowait())
+
+    async def _answer_status(self, msg: Msg) -> None:
+        if not msg.reply:
+            return
+        with contextlib.suppress(nats.errors.Error):
+            await msg.respond(json.dumps(self.status()).encode())

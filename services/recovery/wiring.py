@@ -1,0 +1,117 @@
+"""Builds the pipeline's collaborators from the settings and the bus (the only place that knows both)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import nats.js.errors
+from nats.js import JetStreamContext
+
+from libs.bus.connection import bus_errors
+from libs.bus.provision import CANDIDATES
+from libs.bus.subjects import kv_key
+from libs.config import Settings
+from libs.models import InstanceKey, InstanceSnapshot, MasterRecord, utcnow
+from libs.mysql import ConnectionPool, probe
+from libs.recovery.downtime import KVDowntimeWriter
+from libs.recovery.events import NatsEventSink
+from libs.recovery.executor import MySQLExecutor
+from libs.recovery.gates import DEFAULT_GATES, Gate
+from libs.recovery.masters import KVMasterPublisher
+from libs.recovery.options import (
+    SettingsHooks,
+    analysis_params,
+    candidate_rules,
+    execution_options,
+    parse_registered,
+    probe_settings,
+    replication_credentials,
+    topology_credentials,
+)
+from libs.recovery.pipeline import Collaborators, StepHook
+from libs.recovery.store import KVRecordStore
+from libs.topology.analysis import Finding, analyze
+from libs.topology.plan import CandidateRules
+from libs.topology.view import ClusterView
+from services.recovery.fleet import SnapshotMemory
+
+
+def build_collaborators(
+    settings: Settings,
+    js: JetStreamContext,
+    memory: SnapshotMemory,
+    *,
+    gates: Sequence[Gate] = DEFAULT_GATES,
+    after_step: StepHook | None = None,
+) -> Collaborators:
+    creds = topology_credentials(settings)
+    pset = probe_settings(settings)
+    probe_pool = ConnectionPool(connect_timeout=pset.connect_timeout, read_timeout=pset.read_timeout)
+    act_pool = ConnectionPool(
+        connect_timeout=pset.connect_timeout, read_timeout=float(settings.MySQLTopologyReadTimeoutSeconds)
+    )
+    options = execution_options(settings)
+    params = analysis_params(settings)
+
+    async def do_probe(keys: Sequence[InstanceKey]) -> Mapping[InstanceKey, InstanceSnapshot]:
+        snaps = await asyncio.gather(
+            *(probe(k, creds, pset, pool=probe_pool, prober="recovery") for k in keys)
+        )
+        for snap in snaps:
+            memory.add(snap)
+        return {s.key: s for s in snaps}
+
+    def do_analyze(view: ClusterView, now: datetime) -> list[Finding]:
+        return analyze(view, now, params)
+
+    async def rules() -> CandidateRules:
+        return candidate_rules(settings, parse_registered(await _candidates(js), utcnow()))
+
+    return Collaborators(
+        probe=do_probe,
+        analyze=do_analyze,
+        rules=rules,
+        executor=MySQLExecutor(
+            act_pool, creds, replication_credentials(settings), options, downtime=KVDowntimeWriter(js)
+        ),
+        hooks=SettingsHooks(settings),
+        events=NatsEventSink(js),
+        store=KVRecordStore(js),
+        masters=KVMasterPublisher(js),
+        options=options,
+        known=memory,
+        gates=gates,
+        after_step=after_step,
+    )
+
+
+async def _candidates(js: JetStreamContext) -> dict[str, bytes]:
+    """All `baton_candidates` entries (registered promotion rules)."""
+    out: dict[str, bytes] = {}
+    with bus_errors(f"reading {CANDIDATES}"):
+        kv = await js.key_value(CANDIDATES)
+        try:
+            keys = await kv.keys()
+        except nats.js.errors.NoKeysError:
+            return out
+        for key in keys:
+            try:
+                entry = await kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                continue
+            if entry.value:
+                out[key] = entry.value
+    return out
+
+
+async def current_master(js: JetStreamContext, alias: str) -> InstanceKey | None:
+    """The master `baton_masters` names for `alias` (None if none)."""
+    with bus_errors(f"reading the master of {alias}"):
+        kv = await js.key_value("baton_masters")
+        try:
+            entry = await kv.get(kv_key(alias))
+        except nats.js.errors.KeyNotFoundError:
+            return None
+    return MasterRecord.model_validate_json(entry.value).master if entry.value else None
