@@ -227,10 +227,11 @@ class LeaseKeeper:
     async def stop(self, *, release_lease: bool = True) -> None:
         """Stop renewing; by default also release the lease if it is still ours."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            task, self._task = self._task, None
+            task.cancel()
+            # asyncio.wait, not `await task`: awaiting a cancelled task inside suppress(CancelledError)
+            # would also swallow a cancellation aimed at *our* caller, and its shutdown would hang.
+            await asyncio.wait({task})
         if release_lease and self.held:
             with contextlib.suppress(BusError, TimeoutError):
                 await asyncio.wait_for(release(self.js, self.lease), timeout=max(0.1, self._remaining()))

@@ -14,10 +14,15 @@ def _version() -> None:
 
 def register(app: typer.Typer) -> None:
     """Add every area's commands to the root app."""
+    from libs.cli import api_commands, discovery
     from libs.cli.inspect import config_app, probe_command
+    from libs.cli.up import up_command
     from libs.sandbox.cli import app as sandbox_app
 
     app.command("version")(_version)
+    app.command("up")(up_command)
     app.add_typer(sandbox_app, name="sandbox")
     app.add_typer(config_app, name="config")
     app.command("probe")(probe_command)
+    discovery.register(app)  # discover / forget: straight to NATS (works without the API)
+    api_commands.register(app)  # orchestrator-client's verbs, through the API

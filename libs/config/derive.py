@@ -7,9 +7,12 @@ way for the same config.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from libs.config.settings import Settings
 from libs.errors import ConfigError
 from libs.mysql.connection import Credentials, ProbeSettings
+from libs.topology.context import AnalysisParams
 
 
 def probe_settings(settings: Settings) -> ProbeSettings:
@@ -34,7 +37,25 @@ def topology_credentials(settings: Settings) -> Credentials:
 
 
 def replication_credentials(settings: Settings) -> Credentials:
-    """The user replicas connect to their master with after a repoint (MySQLReplicationUser/Password)."""
-    if not settings.MySQLReplicationUser:
-        raise ConfigError("MySQLReplicationUser: not set (nor in MySQLReplicationCredentialsConfigFile)")
-    return Credentials(user=settings.MySQLReplicationUser, password=settings.MySQLReplicationPassword)
+    """The user replicas connect to their master with after a repoint (MySQLReplicationUser/Password);
+    the topology user when no replication user is configured."""
+    if settings.MySQLReplicationUser:
+        return Credentials(user=settings.MySQLReplicationUser, password=settings.MySQLReplicationPassword)
+    return topology_credentials(settings)
+
+
+def stale_after(settings: Settings) -> timedelta:
+    """A latest probe older than two poll intervals plus the reasonable check time counts as
+    unreachable: one late or lost probe is tolerated, two are not. One rule for every service, so the
+    recovery's re-analysis and the API's replication-analysis agree with the analyzer."""
+    return timedelta(seconds=2 * settings.InstancePollSeconds + settings.ReasonableInstanceCheckSeconds)
+
+
+def analysis_params(settings: Settings) -> AnalysisParams:
+    return AnalysisParams(
+        stale_after=stale_after(settings),
+        reasonable_replication_lag_seconds=float(settings.ReasonableReplicationLagSeconds),
+        reasonable_locked_semi_sync_master_seconds=float(settings.locked_semi_sync_master_seconds),
+        recover_non_writeable_master=settings.RecoverNonWriteableMaster,
+        enforce_exact_semi_sync_replicas=settings.EnforceExactSemiSyncReplicas,
+    )

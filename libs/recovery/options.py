@@ -9,11 +9,10 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError
 
 from libs.config import Settings
+from libs.config.derive import stale_after
 from libs.hooks import HookContext, HookKind, HookResult, run_hooks
 from libs.models import InstanceKey
-from libs.mysql.connection import Credentials, ProbeSettings
 from libs.recovery.steps import ExecutionOptions
-from libs.topology.context import AnalysisParams
 from libs.topology.plan import CandidateRules, RegisteredRule
 
 
@@ -28,10 +27,6 @@ def execution_options(settings: Settings) -> ExecutionOptions:
         delay_stall_s=float(settings.ReasonableReplicationLagSeconds) or 10.0,
         repoint_concurrency=settings.MaxConcurrentReplicaOperations,
     )
-
-
-def stale_after(settings: Settings) -> timedelta:
-    return timedelta(seconds=settings.InstancePollSeconds + settings.ReasonableInstanceCheckSeconds)
 
 
 def candidate_rules(
@@ -64,39 +59,6 @@ def parse_registered(entries: dict[str, bytes], now: datetime) -> dict[InstanceK
         if rule.expires_at > now:
             out[instance] = rule
     return out
-
-
-def analysis_params(settings: Settings) -> AnalysisParams:
-    return AnalysisParams(
-        stale_after=stale_after(settings),
-        reasonable_replication_lag_seconds=float(settings.ReasonableReplicationLagSeconds),
-        recover_non_writeable_master=settings.RecoverNonWriteableMaster,
-        enforce_exact_semi_sync_replicas=settings.EnforceExactSemiSyncReplicas,
-    )
-
-
-def probe_settings(settings: Settings) -> ProbeSettings:
-    return ProbeSettings(
-        connect_timeout=float(settings.MySQLConnectTimeoutSeconds),
-        read_timeout=float(settings.MySQLDiscoveryReadTimeoutSeconds),
-        discover_by_show_slave_hosts=settings.DiscoverByShowSlaveHosts,
-        replication_lag_query=settings.ReplicationLagQuery or None,
-        detect_data_center_query=settings.DetectDataCenterQuery or None,
-        detect_region_query=settings.DetectRegionQuery or None,
-        detect_cluster_alias_query=settings.DetectClusterAliasQuery or None,
-        detect_promotion_rule_query=settings.DetectPromotionRuleQuery or None,
-    )
-
-
-def topology_credentials(settings: Settings) -> Credentials:
-    return Credentials(user=settings.MySQLTopologyUser or "root", password=settings.MySQLTopologyPassword)
-
-
-def replication_credentials(settings: Settings) -> Credentials:
-    """MySQLReplicationUser/Password; the topology user when no replication user is configured."""
-    if settings.MySQLReplicationUser:
-        return Credentials(user=settings.MySQLReplicationUser, password=settings.MySQLReplicationPassword)
-    return topology_credentials(settings)
 
 
 class SettingsHooks:

@@ -57,11 +57,15 @@ class Sandbox:
         *,
         slave_net_timeout: int = 4,
         template_dir: Path | None = None,
+        base_port: int | None = None,
     ) -> None:
         self.base_dir = Path(base_dir).expanduser().resolve()
         self.spec = spec or master_replicas(3)
         self.slave_net_timeout = slave_net_timeout
         self.template_dir = template_dir or self.base_dir / "template"
+        # Stable ports (base_port, base_port+1, ...) when free, so a restarted sandbox keeps its instance
+        # keys (what `baton up --sandbox` wants across restarts); otherwise any free port.
+        self.base_port = base_port
         self._nodes: dict[str, NodeState] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._socket_dir: Path | None = None
@@ -177,7 +181,8 @@ class Sandbox:
             self._socket_dir = Path(tempfile.mkdtemp(prefix="baton-sb-"))
         ports: set[int] = set()
         for i, spec in enumerate(self.spec.nodes, start=1):
-            port = server.free_port()
+            wanted = self.base_port + i - 1 if self.base_port else None
+            port = wanted if wanted and server.port_is_free(wanted) else server.free_port()
             while port in ports:
                 port = server.free_port()
             ports.add(port)

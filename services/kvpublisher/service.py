@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import nats.errors
@@ -25,15 +25,19 @@ from nats.aio.subscription import Subscription
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from pydantic import ValidationError
 
-from libs.bus.connection import Bus, bus_errors
+from libs.aio import cancel_and_wait, checkpoint
+from libs.bus.connection import Bus, bus_errors, connect
 from libs.bus.messages import publish_event
-from libs.bus.provision import MASTERS
+from libs.bus.provision import MASTERS, provision
 from libs.bus.subjects import audit_subject, cmd_subject
+from libs.config import Settings
 from libs.errors import BusError
 from libs.kv.base import MasterKVStore
+from libs.kv.consul import DEFAULT_TIMEOUT
 from libs.models.events import NODE_NAME, Event, MasterRecord
+from libs.runner import Serve, require_nats
 from services.kvpublisher.backoff import Backoff
-from services.kvpublisher.cancel import checkpoint
+from services.kvpublisher.config import build_stores, reconcile_seconds, select_data_centers
 from services.kvpublisher.events import AUDIT_KIND, SOURCE
 from services.kvpublisher.worker import DCWorker
 
@@ -195,3 +199,46 @@ class KVPublisher:
             return
         with contextlib.suppress(nats.errors.Error):
             await msg.respond(json.dumps(self.status()).encode())
+
+
+def serve_with(
+    *, dcs: Sequence[str] = (), reconcile: float | None = None, consul_timeout: float = DEFAULT_TIMEOUT
+) -> Serve:
+    """A `serve(settings, stop)` (libs.runner's contract) for the given DCs (default: all configured)."""
+
+    async def serve(settings: Settings, stop: asyncio.Event) -> None:
+        require_nats(settings, "kvpublisher")
+        data_centers = select_data_centers(settings, dcs)
+        period = reconcile_seconds(settings, reconcile)
+        stores = build_stores(data_centers, timeout=consul_timeout)
+        try:
+            async with await connect(settings.BatonNatsURLs, f"kvpublisher-{settings.BatonNodeName}") as bus:
+                await provision(bus.js, settings.BatonStreamReplicas)
+                publisher = KVPublisher(
+                    bus,
+                    stores,
+                    prefix=settings.KVClusterMasterPrefix,
+                    reconcile_seconds=period,
+                    node=settings.BatonNodeName,
+                )
+                log.info("kvpublisher: serving %s (reconcile every %gs)", ", ".join(stores), period)
+                running = asyncio.create_task(publisher.run(), name="kvpublisher")
+                stopping = asyncio.create_task(stop.wait())
+                try:
+                    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stopping.cancel()
+                    if not running.done():
+                        log.info("kvpublisher: stopping")
+                    await cancel_and_wait(running)
+                failure = None if running.cancelled() else running.exception()
+                if failure is not None:
+                    raise failure
+        finally:
+            for store in stores.values():
+                await store.close()
+
+    return serve
+
+
+serve = serve_with()

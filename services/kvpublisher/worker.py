@@ -23,13 +23,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from libs.aio import checkpoint
 from libs.errors import KVError, StaleEpoch
 from libs.kv.base import MasterKVStore, PublishOutcome
 from libs.kv.layout import cluster_alias
 from libs.models.events import Event, MasterRecord, utcnow
 from services.kvpublisher import events
 from services.kvpublisher.backoff import Backoff
-from services.kvpublisher.cancel import checkpoint
 from services.kvpublisher.pending import Offer, Pending, PendingQueue
 from services.kvpublisher.status import DCStatus
 from services.kvpublisher.verdict import Verdict, judge

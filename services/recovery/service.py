@@ -28,6 +28,7 @@ from libs.bus.messages import consume
 from libs.bus.provision import provision
 from libs.bus.subjects import DETECTIONS_ALL
 from libs.config import Settings
+from libs.config.derive import topology_credentials
 from libs.errors import ConfigError
 from libs.models import utcnow
 from libs.models.events import Event
@@ -37,9 +38,9 @@ from libs.recovery.fence import Fence, LeaseFence
 from libs.recovery.gates import DEFAULT_GATES, Gate, GateContext
 from libs.recovery.leadership import Leadership
 from libs.recovery.old_master import OldMasterFencer
-from libs.recovery.options import topology_credentials
 from libs.recovery.pipeline import RecoveryPipeline, StepHook
 from libs.recovery.store import RecordStore, ensure_bucket
+from libs.runner import require_nats
 from libs.topology.detection import Detection, DetectionState
 from services.recovery import commands
 from services.recovery.fleet import SnapshotMemory
@@ -97,8 +98,7 @@ class RecoveryService:
         if self.leadership is not None:
             self.leadership.stop()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task})
         await self.memory.stop()
         if self.bus is not None:
             await self.bus.close()
@@ -191,3 +191,14 @@ async def _recent(store: RecordStore) -> list[RecoveryRecord]:
     records = await store.latest_records()
     cutoff = utcnow() - timedelta(hours=24)
     return [r for r in records if r.outcome is Outcome.SUCCEEDED and r.ended_at and r.ended_at > cutoff]
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Run one recovery process until `stop` is set (libs.runner's contract)."""
+    require_nats(settings, "recovery")
+    service = await RecoveryService(settings).start()
+    try:
+        await stop.wait()
+        log.info("recovery: shutting down")
+    finally:
+        await service.stop()

@@ -13,6 +13,12 @@ from libs.bus.connection import bus_errors
 from libs.bus.provision import CANDIDATES
 from libs.bus.subjects import kv_key
 from libs.config import Settings
+from libs.config.derive import (
+    analysis_params,
+    probe_settings,
+    replication_credentials,
+    topology_credentials,
+)
 from libs.models import InstanceKey, InstanceSnapshot, MasterRecord, utcnow
 from libs.mysql import ConnectionPool, probe
 from libs.recovery.downtime import KVDowntimeWriter
@@ -22,13 +28,9 @@ from libs.recovery.gates import DEFAULT_GATES, Gate
 from libs.recovery.masters import KVMasterPublisher
 from libs.recovery.options import (
     SettingsHooks,
-    analysis_params,
     candidate_rules,
     execution_options,
     parse_registered,
-    probe_settings,
-    replication_credentials,
-    topology_credentials,
 )
 from libs.recovery.pipeline import Collaborators, StepHook
 from libs.recovery.store import KVRecordStore

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.kvpublisher.cancel import checkpoint
+from libs.aio import checkpoint
 
 
 async def test_a_cancellation_swallowed_by_wait_for_still_ends_the_loop() -> None:

@@ -1,0 +1,7 @@
+"""Discovery: the registry of known instances (KV `baton_instances`) and how instances are named.
+
+- `registry` register / forget / watch the known instances (the prober, `baton discover`, the API)
+- `kvscan`   read a KV bucket through a watcher that understands per-message-TTL expiry markers
+- `names`    hostname resolution (HostnameResolveMethod / MySQLHostnameResolveMethod) with a DNS cache;
+             the pure decisions are in `libs.topology.naming`
+"""

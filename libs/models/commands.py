@@ -1,0 +1,174 @@
+"""Operator commands: the request/reply contract on `baton.cmd.<service>.<verb>`, and the KV records the
+API writes on an operator's behalf.
+
+Commands that act on MySQL (recover, failovers, takeovers) or on state only the recovery leader owns
+(acknowledgements, blocks) are core-NATS request/reply on `baton.cmd.recovery.<verb>`
+(`libs.bus.subjects.cmd_subject("recovery", verb)`). The request is a `CommandRequest`, the reply a
+`CommandReply`. Only the recovery **leader** answers (followers must not subscribe, or must stay
+silent), so "no responders" means "no leader right now" and the API says so with a 503.
+
+The recovery service answers when the command has finished (a failover replies after the new master is
+writable, or after it failed), so the API's request timeout per verb is generous (`reply_timeout_s`).
+
+Data that lives in KV is written directly by the API, one key per instance (`kv_key("host:port")`):
+- `baton_downtime`: `libs.recovery.downtime.Downtime` (the recovery's format, also used for lost
+  replicas); the key expires with a per-message TTL, and readers also check `ends_at`.
+- `baton_candidates`: `CandidateRecord` (a superset of `libs.topology.plan.RegisteredRule`, so the
+  recovery can read it as one).
+- `baton_settings`, key `recoveries`: `GlobalRecoveries` (absent = enabled).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from libs.models.events import new_event_id, utcnow
+from libs.models.instance import InstanceKey, PromotionRule
+
+RECOVERY_SERVICE = "recovery"
+GLOBAL_RECOVERIES_KEY = "recoveries"  # key in baton_settings
+
+
+class RecoveryVerb(StrEnum):
+    """The verbs of `baton.cmd.recovery.<verb>`: orchestrator's command names."""
+
+    RECOVER = "recover"  # instance (+ optional destination); forced: bypasses blocks/filters/downtime
+    RECOVER_LITE = "recover-lite"  # the same, hooks skipped (skip_hooks=True)
+    FORCE_MASTER_FAILOVER = "force-master-failover"  # cluster; as if the master were dead
+    GRACEFUL_MASTER_TAKEOVER = "graceful-master-takeover"  # cluster (+ destination); old master stopped
+    GRACEFUL_MASTER_TAKEOVER_AUTO = "graceful-master-takeover-auto"  # ... old master replicating
+    ACK_RECOVERIES = "ack-recoveries"  # scope cluster | instance | all | uid, with a comment
+    BLOCKED_RECOVERIES = "blocked-recoveries"  # cluster optional: what anti-flapping blocks now
+
+    @property
+    def reply_timeout_s(self) -> float:
+        """How long the API waits for the reply: failovers take seconds (graceful: up to the lag limit)."""
+        return 5.0 if self in (RecoveryVerb.ACK_RECOVERIES, RecoveryVerb.BLOCKED_RECOVERIES) else 90.0
+
+
+class AckScope(StrEnum):
+    CLUSTER = "cluster"
+    INSTANCE = "instance"
+    ALL = "all"
+    UID = "uid"
+
+
+class CommandRequest(BaseModel):
+    """A command for a service. Which fields matter depends on the verb (see `RecoveryVerb`).
+
+    The API resolves aliases and instance names before sending: `cluster` is always the canonical
+    cluster name (the master's `host:port`), `alias` its alias for messages.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(default_factory=new_event_id)  # also the audit/trace id of the command
+    verb: str
+    requested_by: str = "anonymous"  # authenticated user or token name (never a secret)
+    requested_at: datetime = Field(default_factory=utcnow)
+    cluster: str | None = None
+    alias: str | None = None
+    instance: InstanceKey | None = None  # recover: the failed instance; ack-instance: the instance
+    destination: InstanceKey | None = None  # recover: the candidate; takeover: the designated replica
+    skip_hooks: bool = False  # recover-lite
+    scope: AckScope | None = None  # ack-recoveries
+    uid: str | None = None  # ack-recoveries by uid
+    comment: str = ""  # ack-recoveries: mandatory reason
+
+
+class CommandStatus(StrEnum):
+    """How a command ended. The API maps it to an HTTP status (in parentheses)."""
+
+    OK = "ok"  # done (200)
+    FAILED = "failed"  # attempted and failed, e.g. no candidate (500, as orchestrator's ERROR)
+    REFUSED = "refused"  # not applicable: no actionable problem, bad destination, ... (409)
+    NOT_FOUND = "not-found"  # unknown cluster, instance or uid (404)
+    BAD_REQUEST = "bad-request"  # missing/invalid fields (400)
+    BUSY = "busy"  # a recovery of this cluster is already running (409)
+
+
+class BlockedRecovery(BaseModel):
+    """One anti-flapping block (orchestrator's `blocked-recoveries` entry, snake_cased)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cluster: str
+    alias: str = ""
+    instance: InstanceKey | None = None
+    analysis: str = ""  # the code of the blocked recovery
+    blocking_uid: str = ""  # the recovery that set the block
+    blocked_at: datetime | None = None
+    blocked_until: datetime | None = None
+
+
+class CommandReply(BaseModel):
+    """The answer to a `CommandRequest`.
+
+    - failovers/takeovers/recover: `recovery` = the `RecoveryRecord` dumped to JSON
+      (`libs.recovery.audit`), `successor` = the promoted instance (None if none);
+      graceful takeovers also give `write_outage_ms`;
+    - ack-recoveries: `acknowledged` = the uids acknowledged (may be empty);
+    - blocked-recoveries: `blocked`.
+
+    `details`, when set, is served as orchestrator's `Details` as is (a responder that builds
+    orchestrator's shapes itself). The API also accepts a reply that *is* orchestrator's envelope
+    (`{"Code": "OK"|"ERROR", "Message", "Details"}`, optionally `"Status": <HTTP code>` for errors),
+    which is what `services/recovery/commands.py` answers today.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    status: CommandStatus
+    message: str = ""
+    recovery: dict[str, Any] | None = None
+    successor: InstanceKey | None = None
+    write_outage_ms: float | None = None
+    acknowledged: list[str] = Field(default_factory=list)
+    blocked: list[BlockedRecovery] = Field(default_factory=list)
+    details: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is CommandStatus.OK
+
+
+class RecoveryAcknowledged(BaseModel):
+    """`data` of the Event the recovery publishes on `baton.recovery.<cluster>.acknowledged` for each
+    acknowledged recovery (type `recovery.acknowledged`); the API's read model marks it acknowledged."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uid: str
+    by: str
+    comment: str
+    at: datetime = Field(default_factory=utcnow)
+
+
+class CandidateRecord(BaseModel):
+    """Value of `baton_candidates/<instance-key>`: a promotion rule registered at run time, until
+    `expires_at` (CandidateInstanceExpireMinutes after registration)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    instance: str  # host:port
+    rule: PromotionRule
+    registered_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    by: str = ""
+
+    def active(self, now: datetime) -> bool:
+        return now < self.expires_at
+
+
+class GlobalRecoveries(BaseModel):
+    """Value of `baton_settings/recoveries`: the global switch of automated recoveries (absent: on)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    enabled: bool
+    changed_at: datetime = Field(default_factory=utcnow)
+    by: str = ""

@@ -1,0 +1,104 @@
+"""How a Baton service runs: one `serve(settings, stop)` coroutine per service, one `main` for all.
+
+Every service package exposes `serve(settings, stop) -> None`: it starts, runs until `stop` is set,
+then cleans up (leases released, connections closed). `python -m services.<name>` wraps it with
+`service_main`, and `baton up` runs all five `serve`s side by side in one process with one `stop`. So a
+service behaves the same alone and embedded, and the shutdown path is the one the tests exercise.
+
+`service_main` promises what an operator expects of a daemon: `--config FILE` (orchestrator-style JSON,
+plus `BATON_<Key>` environment variables), `--nats URL` (overrides BatonNatsURLs), `--log-level`;
+SIGINT/SIGTERM stop it cleanly (exit 0); any `BatonError` at start-up or later — bad config, NATS or
+Consul unreachable — is one line on stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from libs.config import Settings, load_settings
+from libs.errors import BatonError, ConfigError
+from libs.telemetry import setup_telemetry
+
+Serve = Callable[[Settings, asyncio.Event], Awaitable[None]]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def require_nats(settings: Settings, service: str) -> None:
+    if not settings.BatonNatsURLs:
+        raise ConfigError(f"BatonNatsURLs is empty: the {service} needs a NATS server (or pass --nats)")
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def with_nats(settings: Settings, nats: str | None) -> Settings:
+    """Settings with BatonNatsURLs replaced by a comma-separated `--nats` value, if one was given."""
+    if not nats:
+        return settings
+    return settings.model_copy(update={"BatonNatsURLs": [u.strip() for u in nats.split(",") if u.strip()]})
+
+
+def _baton_errors(exc: BaseException) -> list[BatonError]:
+    if isinstance(exc, BatonError):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        found = [e for sub in exc.exceptions for e in _baton_errors(sub)]
+        return found if len(found) == len(exc.exceptions) else []
+    return []
+
+
+def service_main(
+    name: str,
+    serve_for: Callable[[argparse.Namespace], Serve],
+    argv: list[str] | None = None,
+    *,
+    description: str = "",
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """Parse the common options, run the service until a signal, return the exit code."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}", description=description)
+    parser.add_argument("--config", help="orchestrator-style JSON config file")
+    parser.add_argument("--nats", help="NATS URL(s), comma-separated (overrides BatonNatsURLs)")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ... (default INFO)")
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def run() -> None:
+        settings = with_nats(load_settings(args.config), args.nats)
+        exporter = settings.BatonTelemetryExporter
+        setup_telemetry(
+            f"baton-{name}",
+            exporter if exporter != "prometheus" else "none",
+            settings.BatonTelemetryEndpoint or None,
+        )
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        await serve_for(args)(settings, stop)
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BaseException as exc:
+        errors = _baton_errors(exc)
+        if not errors:
+            raise
+        for error in errors:
+            print(f"baton-{name}: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK

@@ -1,0 +1,114 @@
+"""The analyzer's in-memory fleet: instance states folded from snapshots, grouped into clusters.
+
+Cluster membership is recomputed (`group_clusters`, O(fleet)) only when the topology may have moved:
+a new instance, or an instance whose master or alias changed. Otherwise a snapshot only rebuilds its
+own cluster's frozen view, so analysing "the affected cluster on every change" stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from opentelemetry.context import Context
+
+from libs.models import InstanceKey, InstanceSnapshot
+from libs.topology.analysis import AnalysisHistory
+from libs.topology.context import CoordinatesSeen
+from libs.topology.freshness import track_down_since
+from libs.topology.view import ClusterView, InstanceState, fold, group_clusters
+
+
+def remember_seen(state: InstanceState | None, snapshot: InstanceSnapshot) -> InstanceState:
+    """Fold an *older* snapshot in: it can only supply a missing or older last successful probe."""
+    if state is None or snapshot.probed_at >= state.last_probe.probed_at:
+        return fold(state, snapshot)
+    if not snapshot.reachable:
+        return state
+    if state.last_seen is not None and state.last_seen.probed_at >= snapshot.probed_at:
+        return state
+    return state.model_copy(update={"last_seen": snapshot})
+
+
+def _shape(state: InstanceState | None) -> tuple[InstanceKey | None, str]:
+    if state is None:
+        return (None, "")
+    return (state.master_key, state.info.cluster_alias)
+
+
+class Fleet:
+    """Mutable holder of frozen states (one task mutates it: the event loop)."""
+
+    def __init__(self) -> None:
+        self.states: dict[InstanceKey, InstanceState] = {}
+        self._binlog_since: dict[InstanceKey, CoordinatesSeen] = {}
+        # Read-only during an analysis; updated in place (AnalysisHistory.observe copies the whole map).
+        self.history = AnalysisHistory(binlog_since=self._binlog_since)
+        self.down_since: Mapping[InstanceKey, datetime] = {}
+        self.traces: dict[InstanceKey, Context] = {}
+        self._cluster_of: dict[InstanceKey, str] = {}
+        self._members: dict[str, tuple[InstanceKey, ...]] = {}
+        self._alias: dict[str, str] = {}
+        self._regroup = True
+
+    def fold(self, snapshot: InstanceSnapshot, trace: Context | None = None) -> str | None:
+        """Apply a snapshot; returns the name of the cluster it now belongs to (None if it was old)."""
+        key = snapshot.key
+        before = self.states.get(key)
+        after = remember_seen(before, snapshot)
+        if after is before:
+            return None
+        self.states[key] = after
+        self._observe(snapshot)
+        self.down_since = track_down_since(self.down_since, snapshot)
+        if trace is not None:
+            self.traces[key] = trace
+        if before is None or _shape(before) != _shape(after):
+            self._regroup = True
+        self._group()
+        return self._cluster_of.get(key)
+
+    def _observe(self, snapshot: InstanceSnapshot) -> None:
+        """`AnalysisHistory.observe` for one instance, in O(1)."""
+        key = snapshot.key
+        current = self._binlog_since.get(key)
+        one = AnalysisHistory(binlog_since={key: current} if current is not None else {})
+        seen = one.observe(snapshot).binlog_since.get(key)
+        if seen is not None and seen is not current:
+            self._binlog_since[key] = seen
+
+    def _group(self) -> None:
+        if not self._regroup:
+            return
+        self._regroup = False
+        self._cluster_of.clear()
+        self._members.clear()
+        self._alias.clear()
+        for view in group_clusters(self.states.values()):
+            keys = tuple(s.key for s in view.instances)
+            self._members[view.name] = keys
+            self._alias[view.name] = view.alias
+            for k in keys:
+                self._cluster_of[k] = view.name
+
+    @property
+    def clusters(self) -> list[str]:
+        self._group()
+        return sorted(self._members)
+
+    def cluster_of(self, key: InstanceKey) -> str | None:
+        self._group()
+        return self._cluster_of.get(key)
+
+    def view(self, name: str) -> ClusterView | None:
+        """The frozen view of cluster `name` as of now (None if no such cluster)."""
+        self._group()
+        keys = self._members.get(name)
+        if keys is None:
+            return None
+        return ClusterView(name=name, alias=self._alias[name], instances=tuple(self.states[k] for k in keys))
+
+    def trace_of(self, view: ClusterView) -> Context | None:
+        """The trace context of the most recently probed instance of the cluster."""
+        newest = max(view.instances, key=lambda s: s.last_probe.probed_at, default=None)
+        return self.traces.get(newest.key) if newest is not None else None

@@ -1,0 +1,277 @@
+"""orchestrator's recovery commands, carried out by the recovery leader over `baton.cmd.recovery.<verb>`
+(recover, failovers, takeovers, acknowledgements, blocked recoveries), and the global switch, which
+lives in KV (`baton_settings/recoveries`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from libs.bus import provision as buckets
+from libs.models import InstanceKey
+from libs.models.commands import (
+    GLOBAL_RECOVERIES_KEY,
+    AckScope,
+    CommandRequest,
+    GlobalRecoveries,
+    RecoveryVerb,
+)
+from services.api import commands, deps
+from services.api.auth import admin, reader
+from services.api.envelope import not_found, ok
+from services.api.shapes import key_json
+
+router = APIRouter(prefix="/api", tags=["orchestrator: recovery"])
+ADMIN = [Depends(admin)]
+
+
+async def _recover(request: Request, verb: RecoveryVerb, key: InstanceKey, dest: InstanceKey | None) -> Any:
+    rt = deps.runtime(request)
+    _, view = deps.known(rt, key)
+    req = CommandRequest(
+        verb=verb.value,
+        requested_by=deps.principal_name(request),
+        cluster=view.name,
+        alias=view.alias,
+        instance=key,
+        destination=dest,
+        skip_hooks=verb is RecoveryVerb.RECOVER_LITE,
+    )
+    reply = await commands.recovery_command(rt, req)
+    details = key_json(reply.successor) if reply.successor else reply.details
+    return ok(reply.message or f"Recovered: {key}", details)
+
+
+@router.api_route(
+    "/recover/{host}/{port}",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Recover a failed instance (forced: bypasses blocks and filters)",
+)
+async def recover(request: Request, host: str, port: str) -> Any:
+    return await _recover(request, RecoveryVerb.RECOVER, deps.parse_key(host, port), None)
+
+
+@router.api_route(
+    "/recover/{host}/{port}/{dhost}/{dport}",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Recover a failed instance, promoting the given candidate",
+)
+async def recover_to(request: Request, host: str, port: str, dhost: str, dport: str) -> Any:
+    return await _recover(
+        request, RecoveryVerb.RECOVER, deps.parse_key(host, port), deps.parse_key(dhost, dport)
+    )
+
+
+@router.api_route(
+    "/recover-lite/{host}/{port}",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="recover, without running hooks",
+)
+async def recover_lite(request: Request, host: str, port: str) -> Any:
+    return await _recover(request, RecoveryVerb.RECOVER_LITE, deps.parse_key(host, port), None)
+
+
+async def _failover(request: Request, verb: RecoveryVerb, name: str, dest: InstanceKey | None) -> Any:
+    rt = deps.runtime(request)
+    view = deps.cluster(rt, name)
+    if dest is not None and dest not in view.by_key:
+        raise not_found(f"instance {dest} in cluster {view.name}")
+    req = CommandRequest(
+        verb=verb.value,
+        requested_by=deps.principal_name(request),
+        cluster=view.name,
+        alias=view.alias,
+        destination=dest,
+    )
+    reply = await commands.recovery_command(rt, req)
+    return ok(reply.message or f"{verb.value}: {view.name}", commands.recovery_details(reply))
+
+
+@router.api_route(
+    "/force-master-failover/{name}",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Fail over a cluster's master as if it were dead",
+)
+async def force_master_failover(request: Request, name: str) -> Any:
+    return await _failover(request, RecoveryVerb.FORCE_MASTER_FAILOVER, name, None)
+
+
+@router.api_route(
+    "/graceful-master-takeover/{name}",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Planned master switch (old master left stopped)",
+)
+async def graceful(request: Request, name: str) -> Any:
+    return await _failover(request, RecoveryVerb.GRACEFUL_MASTER_TAKEOVER, name, None)
+
+
+@router.api_route(
+    "/graceful-master-takeover/{name}/{dhost}/{dport}",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Planned master switch to a designated replica",
+)
+async def graceful_to(request: Request, name: str, dhost: str, dport: str) -> Any:
+    return await _failover(request, RecoveryVerb.GRACEFUL_MASTER_TAKEOVER, name, deps.parse_key(dhost, dport))
+
+
+@router.api_route(
+    "/graceful-master-takeover-auto/{name}",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Planned master switch; old master replicates from the new one",
+)
+async def graceful_auto(request: Request, name: str) -> Any:
+    return await _failover(request, RecoveryVerb.GRACEFUL_MASTER_TAKEOVER_AUTO, name, None)
+
+
+@router.api_route(
+    "/graceful-master-takeover-auto/{name}/{dhost}/{dport}",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Planned master switch to a designated replica; old master replicating",
+)
+async def graceful_auto_to(request: Request, name: str, dhost: str, dport: str) -> Any:
+    dest = deps.parse_key(dhost, dport)
+    return await _failover(request, RecoveryVerb.GRACEFUL_MASTER_TAKEOVER_AUTO, name, dest)
+
+
+async def _ack(request: Request, scope: AckScope, comment: str | None, **target: Any) -> Any:
+    rt = deps.runtime(request)
+    text = deps.require_comment(comment)
+    req = CommandRequest(
+        verb=RecoveryVerb.ACK_RECOVERIES.value,
+        requested_by=deps.principal_name(request),
+        scope=scope,
+        comment=text,
+        **target,
+    )
+    reply = await commands.recovery_command(rt, req)
+    count = len(reply.acknowledged) if reply.details is None else reply.details
+    return ok(reply.message or f"Acknowledged {len(reply.acknowledged)} recoveries", count)
+
+
+@router.api_route(
+    "/ack-recovery/cluster/{name}",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Acknowledge a cluster's recoveries (clears anti-flapping blocks)",
+)
+async def ack_cluster(request: Request, name: str, comment: str | None = None) -> Any:
+    view = deps.cluster(deps.runtime(request), name)
+    return await _ack(request, AckScope.CLUSTER, comment, cluster=view.name, alias=view.alias)
+
+
+@router.api_route(
+    "/ack-recovery/instance/{host}/{port}",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Acknowledge an instance's recoveries",
+)
+async def ack_instance(request: Request, host: str, port: str, comment: str | None = None) -> Any:
+    key = deps.parse_key(host, port)
+    return await _ack(request, AckScope.INSTANCE, comment, instance=key)
+
+
+@router.api_route(
+    "/ack-recovery/uid/{uid}",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Acknowledge one recovery by uid",
+)
+async def ack_uid(request: Request, uid: str, comment: str | None = None) -> Any:
+    return await _ack(request, AckScope.UID, comment, uid=uid)
+
+
+@router.api_route(
+    "/ack-all-recoveries", methods=deps.BOTH, dependencies=ADMIN, summary="Acknowledge every recovery"
+)
+async def ack_all(request: Request, comment: str | None = None) -> Any:
+    return await _ack(request, AckScope.ALL, comment)
+
+
+async def _blocked(request: Request, name: str | None) -> Any:
+    rt = deps.runtime(request)
+    view = deps.cluster(rt, name) if name else None
+    req = CommandRequest(
+        verb=RecoveryVerb.BLOCKED_RECOVERIES.value,
+        requested_by=deps.principal_name(request),
+        cluster=view.name if view else None,
+    )
+    reply = await commands.recovery_command(rt, req)
+    if not reply.blocked and isinstance(reply.details, list):
+        return reply.details
+    return [
+        {
+            "FailedInstanceKey": key_json(b.instance),
+            "ClusterName": b.cluster,
+            "Analysis": b.analysis,
+            "LastBlockedTimestamp": b.blocked_at.isoformat() if b.blocked_at else "",
+            "BlockingRecoveryId": b.blocking_uid,
+            "BlockedUntil": b.blocked_until.isoformat() if b.blocked_until else "",
+        }
+        for b in reply.blocked
+    ]
+
+
+@router.get(
+    "/blocked-recoveries", dependencies=[Depends(reader)], summary="Recoveries blocked by anti-flapping"
+)
+async def blocked(request: Request) -> Any:
+    return await _blocked(request, None)
+
+
+@router.get(
+    "/blocked-recoveries/cluster/{name}",
+    dependencies=[Depends(reader)],
+    summary="A cluster's blocked recoveries",
+)
+async def blocked_cluster(request: Request, name: str) -> Any:
+    return await _blocked(request, name)
+
+
+async def _switch(request: Request, enabled: bool) -> Any:
+    rt = deps.runtime(request)
+    value = GlobalRecoveries(enabled=enabled, changed_at=rt.now(), by=deps.principal_name(request))
+    await commands.kv_put(rt, buckets.SETTINGS, GLOBAL_RECOVERIES_KEY, value.model_dump_json().encode())
+    await commands.audit(
+        rt, "settings", "recoveries.enabled" if enabled else "recoveries.disabled", by=value.by
+    )
+    return ok(
+        f"Global recoveries {'enabled' if enabled else 'disabled'}", "enabled" if enabled else "disabled"
+    )
+
+
+@router.api_route(
+    "/disable-global-recoveries",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Stop all automated recoveries",
+)
+async def disable_global(request: Request) -> Any:
+    return await _switch(request, False)
+
+
+@router.api_route(
+    "/enable-global-recoveries",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Allow automated recoveries again",
+)
+async def enable_global(request: Request) -> Any:
+    return await _switch(request, True)
+
+
+@router.get("/check-global-recoveries", dependencies=[Depends(reader)], summary="enabled or disabled")
+async def check_global(request: Request) -> Any:
+    state = deps.runtime(request).global_recoveries()
+    enabled = state is None or state.enabled
+    return ok(
+        "Global recoveries " + ("enabled" if enabled else "disabled"), "enabled" if enabled else "disabled"
+    )

@@ -1,0 +1,174 @@
+"""One probe task per owned instance, each on its own fixed cadence.
+
+Every instance's task probes at `start + n * poll_s` (the loop's monotonic clock, so the cadence never
+drifts); a probe that overruns its slot (a dead host waiting out its connect/read timeout) skips the slots it
+missed instead of firing a burst. Tasks share nothing but the connection pool (one connection per
+instance) and the NATS client, so a dead or hung host costs at most its own timeout and never delays
+another instance's probe. `wake(key)` brings an instance's next probe forward to now (the liveness
+watch uses it); `probe_once(key)` probes on demand (probe-now) and publishes like any other probe.
+
+Each probe runs in a `probe` span; the snapshot goes to `baton.snapshot.<token>` with `publish_model`
+(the span's context travels in the headers), then to `on_snapshot` (discovery, liveness).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from nats.js import JetStreamContext
+from opentelemetry import trace
+
+from libs.aio import cancel_all
+from libs.bus.messages import publish_model
+from libs.bus.subjects import snapshot_subject
+from libs.errors import BusError
+from libs.models import InstanceKey, InstanceSnapshot
+from libs.mysql import ConnectionPool, probe
+from libs.telemetry import instruments, tracer
+from services.prober.config import ProberConfig
+
+log = logging.getLogger(__name__)
+_tracer = tracer("baton.prober")
+
+Normalizer = Callable[[InstanceKey, InstanceSnapshot], InstanceSnapshot]
+
+
+class _Sleeper:
+    """A sleep that `wake()` can cut short, without a task per wait (cheap at thousands of instances)."""
+
+    __slots__ = ("_fut", "_woken")
+
+    def __init__(self) -> None:
+        self._fut: asyncio.Future[None] | None = None
+        self._woken = False
+
+    async def until(self, when: float) -> None:
+        """Sleep until loop time `when`, or less if woken."""
+        if self._woken:
+            self._woken = False
+            return
+        loop = asyncio.get_running_loop()
+        fut = self._fut = loop.create_future()
+        handle = loop.call_at(when, _resolve, fut)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+            self._fut = None
+
+    def wake(self) -> None:
+        if self._fut is not None:
+            _resolve(self._fut)
+        else:
+            self._woken = True
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class ProbeLoop:
+    """The probe tasks of the instances this worker owns."""
+
+    def __init__(
+        self,
+        config: ProberConfig,
+        js: JetStreamContext,
+        *,
+        pool: ConnectionPool | None = None,
+        normalize: Normalizer | None = None,
+        on_snapshot: Callable[[InstanceSnapshot], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.js = js
+        self.pool = pool or ConnectionPool(
+            connect_timeout=config.probe.connect_timeout, read_timeout=config.probe.read_timeout
+        )
+        self.normalize = normalize
+        self.on_snapshot = on_snapshot
+        self.tasks: dict[InstanceKey, asyncio.Task[None]] = {}
+        self.sleepers: dict[InstanceKey, _Sleeper] = {}
+        self.probes = 0  # probes completed (published or not): tests and metrics read it
+        self.publish_failures = 0
+        self._latency = instruments().probe_latency
+        self._publish_warned = False
+
+    @property
+    def owned(self) -> frozenset[InstanceKey]:
+        return frozenset(self.tasks)
+
+    def set_owned(self, keys: Iterable[InstanceKey]) -> None:
+        """Start tasks for newly owned instances and cancel those no longer owned, synchronously: when
+        this returns, no probe of a dropped instance will publish again."""
+        wanted = set(keys)
+        for key in [k for k in self.tasks if k not in wanted]:
+            self.tasks.pop(key).cancel()
+            self.sleepers.pop(key, None)
+            self.pool.discard(key)
+        for key in wanted - self.tasks.keys():
+            self.sleepers[key] = _Sleeper()
+            self.tasks[key] = asyncio.get_running_loop().create_task(self._run(key), name=f"probe {key}")
+
+    def wake(self, key: InstanceKey) -> None:
+        """Probe `key` now instead of at its next slot (no-op when not owned)."""
+        sleeper = self.sleepers.get(key)
+        if sleeper is not None:
+            sleeper.wake()
+
+    async def stop(self) -> None:
+        tasks = list(self.tasks.values())
+        self.set_owned(())
+        await cancel_all(tasks)
+        self.pool.close()
+
+    async def _run(self, key: InstanceKey) -> None:
+        period = self.config.poll_s
+        sleeper = self.sleepers[key]
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            try:
+                await self.probe_once(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not end this instance's probing
+                log.exception("probe loop of %s failed", key)
+            now = loop.time()
+            if next_at <= now:  # next slot; after an overrun skip the missed ones, keep the phase
+                next_at += period * (int((now - next_at) / period) + 1)
+            await sleeper.until(next_at)  # a wake() probes early; the regular slot stays
+
+    async def probe_once(self, key: InstanceKey) -> InstanceSnapshot:
+        """Probe `key` now, publish its snapshot, hand it to `on_snapshot`; return it."""
+        with _tracer.start_as_current_span("probe", kind=trace.SpanKind.INTERNAL) as span:
+            if span.is_recording():
+                span.set_attribute("baton.instance", str(key))
+            snap = await probe(
+                key, self.config.credentials, self.config.probe, pool=self.pool, prober=self.config.worker_id
+            )
+            if self.normalize is not None:
+                snap = self.normalize(key, snap)
+            self._latency.record(snap.latency_ms / 1000.0)
+            await self._publish(snap)
+        self.probes += 1
+        if self.on_snapshot is not None:
+            self.on_snapshot(snap)
+        return snap
+
+    async def _publish(self, snap: InstanceSnapshot) -> None:
+        try:
+            await publish_model(
+                self.js,
+                snapshot_subject(snap.key),
+                snap,
+                request_timeout_s=self.config.publish_timeout_s,
+            )
+            self._publish_warned = False
+        except BusError as exc:
+            self.publish_failures += 1
+            if not self._publish_warned:  # once per outage, not once per probe
+                log.warning("cannot publish snapshots: %s", exc)
+                self._publish_warned = True
