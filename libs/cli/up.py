@@ -30,6 +30,7 @@ from libs.config import Settings, load_settings
 from libs.errors import BatonError
 from libs.runner import install_signal_handlers
 from libs.sandbox import Sandbox
+from libs.sandbox.server import port_is_free
 from libs.sandbox.spec import master_replicas
 from libs.telemetry import setup_telemetry
 
@@ -59,20 +60,9 @@ def _save_state(state_dir: Path, state: dict[str, Any]) -> None:
 def _nats_port(state: dict[str, Any]) -> int:
     """The port used last time (so clients' saved URLs keep working), else 4322, else any free one."""
     for port in (state.get("nats_port"), DEFAULT_NATS_PORT):
-        if isinstance(port, int) and _port_free(port):
+        if isinstance(port, int) and port_is_free(port):
             return port
     return free_port()
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def embedded_settings(
