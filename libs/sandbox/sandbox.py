@@ -30,7 +30,7 @@ from libs.models import InstanceKey, utcnow
 from libs.mysql.connection import Credentials
 from libs.mysql.dialect import dialect_for
 from libs.sandbox import server
-from libs.sandbox.spec import TopologySpec, master_replicas
+from libs.sandbox.spec import NodeOptions, NodeSpec, TopologySpec, master_replicas
 from libs.sandbox.state import NodeState, SandboxState, load_state, save_state, state_path
 
 TOPOLOGY_USER = "baton"
@@ -202,6 +202,36 @@ class Sandbox:
                 for n in self._nodes.values()
             )
         )
+
+    async def add_replica(self, name: str, master: str, options: NodeOptions | None = None) -> InstanceKey:
+        """Start one more node replicating from `master` (a replica that appears later) and wait until it
+        replicates. The spec grows by that node, so `stop()`, `status` and `down` include it."""
+        if name in self._nodes:
+            raise SandboxError(f"sandbox node {name!r} exists already")
+        node_spec = NodeSpec(name=name, master=master, options=options or NodeOptions())
+        self.spec = TopologySpec(shape=self.spec.shape, nodes=(*self.spec.nodes, node_spec))
+        template = await asyncio.to_thread(server.ensure_template, self.template_dir)
+        home = self.base_dir / "nodes" / name
+        sock_dir = self._socket_dir or home
+        taken = {n.port for n in self._nodes.values()}
+        port = server.free_port()
+        while port in taken:
+            port = server.free_port()
+        self._nodes[name] = NodeState(
+            name=name,
+            server_id=max(n.server_id for n in self._nodes.values()) + 1,
+            port=port,
+            datadir=home / "data",
+            socket=sock_dir / f"{name}.sock" if self._socket_dir else home / "mysqld.sock",
+            log_error=home / "error.log",
+        )
+        await asyncio.to_thread(shutil.copytree, template, self._nodes[name].datadir, symlinks=True)
+        await self._boot(name)
+        self._save()
+        await self._create_users(name)
+        await self._replicate(name)
+        await self.wait_replicating(name)
+        return self.key(name)
 
     def _argv(self, node: NodeState, semi_sync: bool) -> list[str]:
         return server.mariadbd_argv(
