@@ -31,6 +31,7 @@ from nats.js import JetStreamContext, api
 from nats.js.api import RawStreamMsg
 from nats.js.kv import KV_DEL, KV_MARKER_REASON, KV_OP, KV_PURGE
 
+from libs.aio import cancel_and_wait, checkpoint
 from libs.bus.connection import bus_errors
 from libs.errors import BusError, LeadershipLost
 
@@ -226,12 +227,11 @@ class LeaseKeeper:
 
     async def stop(self, *, release_lease: bool = True) -> None:
         """Stop renewing; by default also release the lease if it is still ours."""
-        if self._task is not None:
-            task, self._task = self._task, None
-            task.cancel()
-            # asyncio.wait, not `await task`: awaiting a cancelled task inside suppress(CancelledError)
-            # would also swallow a cancellation aimed at *our* caller, and its shutdown would hang.
-            await asyncio.wait({task})
+        task, self._task = self._task, None
+        # Re-cancels until the renewal loop has really ended: nats-py's request can swallow one
+        # cancellation (Python 3.11 wait_for, see libs/aio.py), and a plain `await task` would then wait
+        # for a loop that keeps renewing forever.
+        await cancel_and_wait(task)
         if release_lease and self.held:
             with contextlib.suppress(BusError, TimeoutError):
                 await asyncio.wait_for(release(self.js, self.lease), timeout=max(0.1, self._remaining()))
@@ -260,9 +260,9 @@ class LeaseKeeper:
                 self._declare_lost("not renewed before its deadline")
                 return
             try:
-                self.lease = await asyncio.wait_for(
-                    renew(self.js, self.lease, request_timeout_s=remaining), timeout=remaining
-                )
+                async with asyncio.timeout(remaining):  # not wait_for: on 3.11 it can swallow a cancel
+                    self.lease = await renew(self.js, self.lease, request_timeout_s=remaining)
+                checkpoint()  # a cancel that nats-py's own wait_for swallowed is honoured here
             except LeadershipLost as exc:
                 self._declare_lost(str(exc))
                 return
