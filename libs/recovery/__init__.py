@@ -4,7 +4,12 @@
 - `steps`      pure: the MySQL steps that carry out a topology `Plan`
 - `executor`   runs one step on MySQL, checking the fence before every change
 - `pipeline`   gates → register → re-check → plan → hooks → execute → publish master → hooks → close
-- `gates`      reason-or-None checks before a recovery is registered
+               (master failover, dead intermediate master, graceful takeover)
+- `gates`      reason-or-None checks before a recovery is registered; `policy` the operator's gates
+               (global switch, cluster filters, ignored hosts, downtime, anti-flapping) and blocks
+- `control`    the operator's state in KV: global switch, downtime, blocks, deferred detections
+- `manual`     operator commands: recover, force-master-failover, graceful takeovers, acks, blocks
+- `takeover`   who takes over in a graceful master takeover, and whether it may
 - `leadership` campaign for `baton_leader/recovery`; `fence` the epoch check
 - `store`      open/latest records per cluster in KV `baton_recoveries` (resume after leader change)
 - `masters`, `downtime`, `events`  what a recovery writes to NATS

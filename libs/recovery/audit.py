@@ -41,6 +41,24 @@ class Outcome(StrEnum):
         return self is not Outcome.RUNNING
 
 
+GRACEFUL = "graceful-master-takeover"  # command hint prefix (also -auto)
+FORCE_MASTER_FAILOVER = "force-master-failover"
+INTERMEDIATE_MASTER_CODES = frozenset(
+    {
+        "DeadIntermediateMaster",
+        "DeadIntermediateMasterAndSomeReplicas",
+        "DeadIntermediateMasterWithSingleReplicaFailingToConnect",
+        "AllIntermediateMasterReplicasFailingToConnectOrDead",
+    }
+)
+
+
+class RecoveryKind(StrEnum):
+    MASTER = "master"  # dead master failover (automated, recover, force-master-failover)
+    INTERMEDIATE_MASTER = "intermediate-master"  # relocate a dead intermediate master's replicas
+    GRACEFUL_TAKEOVER = "graceful-takeover"  # planned master switch
+
+
 class StepOutcome(StrEnum):
     RUNNING = "running"
     DONE = "done"
@@ -82,7 +100,12 @@ class RecoveryRecord(BaseModel):
     cluster: str
     alias: str
     failed: InstanceKey
-    command: str = ""  # orchestrator's command hint (issue 6: force-master-failover, ...)
+    command: str = ""  # orchestrator's command hint: force-master-failover, graceful-master-takeover, ...
+    requested_by: str = ""  # who started a manual recovery ("" for automated ones)
+    forced: bool = False  # manual: bypasses the global switch, filters, downtime and blocks
+    skip_hooks: bool = False  # recover-lite
+    designated: InstanceKey | None = None  # the operator's candidate / takeover target
+    skip_code: str = ""  # when a gate refused it: filtered, blocked, downtimed, disabled, ...
     epoch: int  # the epoch of the leader acting now
     epochs: list[int] = Field(default_factory=list)  # every epoch that acted on it, in order
     node: str = ""
@@ -105,6 +128,28 @@ class RecoveryRecord(BaseModel):
     fenced_at: datetime | None = None  # when the failed master was found writable and made read-only
     promoted_at: datetime | None = None  # when the successor became writable
     published_at: datetime | None = None  # when baton_masters held the successor
+    write_outage_ms: float | None = None  # graceful takeover: old master read_only -> new one writable
+    acknowledged: bool = False
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str = ""
+    acknowledged_comment: str = ""
+
+    # -- what kind of recovery -----------------------------------------------------------------------
+    @property
+    def kind(self) -> RecoveryKind:
+        if self.command.startswith(GRACEFUL):
+            return RecoveryKind.GRACEFUL_TAKEOVER
+        if self.code in INTERMEDIATE_MASTER_CODES:
+            return RecoveryKind.INTERMEDIATE_MASTER
+        return RecoveryKind.MASTER
+
+    def acknowledge(self, by: str, comment: str, now: datetime) -> bool:
+        """Mark acknowledged; False if it already was."""
+        if self.acknowledged:
+            return False
+        self.acknowledged, self.acknowledged_by = True, by
+        self.acknowledged_comment, self.acknowledged_at = comment, now
+        return True
 
     # -- state machine -------------------------------------------------------------------------------
     @property
@@ -257,7 +302,7 @@ class RecoveryRecord(BaseModel):
             "CountValidReplicatingReplicas": finding.replicating_replicas if finding else 0,
             "Replicas": [key(r) for r in (finding.replicas if finding else ())],
             "IsActionableRecovery": finding.actionable if finding else True,
-            "CommandHint": self.command,
+            "CommandHint": self.command.removesuffix("-auto"),
             "StructureAnalysis": [w.value for w in (finding.structure_warnings if finding else ())],
         }
         return {
@@ -276,13 +321,15 @@ class RecoveryRecord(BaseModel):
             "RecoveryEndTimestamp": self.ended_at.isoformat() if self.ended_at else "",
             "ProcessingNodeHostname": self.node,
             "ProcessingNodeToken": str(self.epoch),
-            "Acknowledged": False,
-            "AcknowledgedAt": "",
-            "AcknowledgedBy": "",
-            "AcknowledgedComment": "",
+            "Acknowledged": self.acknowledged,
+            "AcknowledgedAt": self.acknowledged_at.isoformat() if self.acknowledged_at else "",
+            "AcknowledgedBy": self.acknowledged_by,
+            "AcknowledgedComment": self.acknowledged_comment,
             "LastDetectionId": self.incident,
             "RelatedRecoveryId": 0,
-            "Type": "MasterRecovery",
+            "Type": "IntermediateMasterRecovery"
+            if self.kind is RecoveryKind.INTERMEDIATE_MASTER
+            else "MasterRecovery",
             "RecoveryType": "MasterRecoveryGTID",
         }
 

@@ -1,6 +1,7 @@
 """Recovery events on `baton.recovery.<cluster-token>.<phase>` (stream BATON_RECOVERIES).
 
-Phases: `registered`, `skipped`, `resumed`, `planned`, `step`, `completed`, `failed`, `fenced`. Every
+Phases: `registered`, `skipped`, `resumed`, `planned`, `step`, `completed`, `failed`, `fenced`, and
+`acknowledged` (data = `RecoveryAcknowledged`: uid, by, comment, at; published by `AckPublisher`). Every
 event is an `Event` with `source="recovery"`, the acting epoch, the cluster and the failed instance;
 `data` holds the whole record (`record`: RecoveryRecord as JSON, `orchestrator`: its audit-recovery
 shape, `timings`) except `step` events, which carry the step only. Message ids are deterministic
@@ -17,6 +18,7 @@ from nats.js import JetStreamContext
 from libs.bus.messages import publish_event
 from libs.bus.subjects import recovery_subject
 from libs.errors import BusError
+from libs.models.commands import RecoveryAcknowledged
 from libs.models.events import Event
 from libs.recovery.audit import RecoveryRecord, StepRecord
 
@@ -54,6 +56,26 @@ def message_id(record: RecoveryRecord, phase: str, step: StepRecord | None = Non
     return f"recovery:{record.uid}:{phase}:{record.epoch}:{tail}"
 
 
+def acknowledged_event(
+    cluster: str, instance: str | None, ack: RecoveryAcknowledged, epoch: int | None, node: str | None = None
+) -> Event:
+    return Event(
+        type="recovery.acknowledged",
+        cluster=cluster,
+        instance=instance,
+        source=SOURCE,
+        node=node or Event.model_fields["node"].default,
+        epoch=epoch,
+        data=ack.model_dump(mode="json"),
+    )
+
+
+class AckPublisher(Protocol):
+    async def __call__(
+        self, cluster: str, instance: str | None, ack: RecoveryAcknowledged, epoch: int | None
+    ) -> None: ...
+
+
 class EventSink(Protocol):
     async def __call__(self, record: RecoveryRecord, phase: str, step: StepRecord | None = None) -> None: ...
 
@@ -78,9 +100,36 @@ class NatsEventSink:
             log.warning("recovery %s: could not publish %s event: %s", record.uid, phase, exc)
 
 
+class NatsAckPublisher:
+    """`recovery.acknowledged` on `baton.recovery.<cluster>.acknowledged`; one message per (uid, time)."""
+
+    def __init__(self, js: JetStreamContext, node: str | None = None) -> None:
+        self.js, self.node = js, node
+
+    async def __call__(
+        self, cluster: str, instance: str | None, ack: RecoveryAcknowledged, epoch: int | None
+    ) -> None:
+        event = acknowledged_event(cluster, instance, ack, epoch, self.node)
+        try:
+            await publish_event(
+                self.js,
+                recovery_subject(cluster, "acknowledged"),
+                event,
+                msg_id=f"recovery:{ack.uid}:acknowledged:{ack.at.isoformat()}",
+            )
+        except BusError as exc:
+            log.warning("recovery %s: could not publish its acknowledgement: %s", ack.uid, exc)
+
+
 class MemoryEventSink:
     def __init__(self) -> None:
         self.events: list[tuple[str, Event]] = []
+        self.acks: list[Event] = []
+
+    async def acknowledged(
+        self, cluster: str, instance: str | None, ack: RecoveryAcknowledged, epoch: int | None
+    ) -> None:
+        self.acks.append(acknowledged_event(cluster, instance, ack, epoch))
 
     async def __call__(self, record: RecoveryRecord, phase: str, step: StepRecord | None = None) -> None:
         self.events.append((phase, recovery_event(record, phase, step)))

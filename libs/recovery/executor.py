@@ -30,7 +30,12 @@ from libs.mysql.connection import ConnectionPool, Credentials, MySQLConnection, 
 from libs.recovery.audit import RecoveryRecord, StepOutcome
 from libs.recovery.downtime import DowntimeWriter, lost_downtime
 from libs.recovery.fence import Fence
-from libs.recovery.mysql_ops import binlog_gtid_position, wait_gtid_once
+from libs.recovery.mysql_ops import (
+    applied_gtid_position,
+    binlog_gtid_position,
+    prepare_demoted_master,
+    wait_gtid_once,
+)
 from libs.recovery.steps import ExecutionOptions, StepKind, StepSpec
 
 _SLICE_S = 0.5  # longest blocking wait between two fence checks
@@ -43,6 +48,7 @@ class StepResult:
     error: str | None = None
     errors: dict[str, str] = field(default_factory=dict)  # non-fatal, per target
     lost: dict[InstanceKey, str] = field(default_factory=dict)  # targets that now count as lost
+    outage_ms: float | None = None  # SWITCH: old master read_only -> new master writable
 
 
 class Executor(Protocol):
@@ -80,6 +86,10 @@ class MySQLExecutor:
             StepKind.PROMOTE: self._promote,
             StepKind.DOWNTIME_LOST: self._downtime_lost,
             StepKind.DETACH_LOST: self._detach_lost,
+            StepKind.SET_READ_ONLY: self._set_read_only,
+            StepKind.RELOCATE: self._relocate,
+            StepKind.SWITCH: self._switch,
+            StepKind.DEMOTE: self._demote,
         }
         fence.check()
         return await handlers[spec.kind](spec, record, fence)
@@ -321,3 +331,141 @@ class MySQLExecutor:
         result = self._result(spec, notes, errors)
         result.outcome = StepOutcome.DONE
         return result
+
+    async def _set_read_only(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        """read_only (+ super_read_only on MySQL with UseSuperReadOnly) on a master that may be alive.
+        An unreachable one is noted, not fatal: it is fenced if it ever comes back (old_master.py)."""
+        sro = self.options.super_read_only
+
+        async def action(conn: MySQLConnection) -> str | None:
+            fence.check()
+            await set_read_only(conn, True, super_read_only=sro)
+            return "read_only set"
+
+        notes, errors = await self._each(spec.targets, action)
+        return StepResult(StepOutcome.DONE, detail="; ".join(f"{k}: {v}" for k, v in notes.items()),
+                          errors={str(k): v for k, v in errors.items()})  # fmt: skip
+
+    async def _relocate(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        """Repoint each replica under `spec.source` by GTID. Replication is stopped first, then the
+        source (when it is itself a replica, i.e. a sibling) is waited for until it has applied
+        everything the replica applied: following a source that is behind would ask it for
+        transactions it does not have yet."""
+        source = spec.source
+        assert source is not None
+        timeout = self.options.catch_up_timeout_s
+
+        async def action(conn: MySQLConnection) -> str | None:
+            status = await replication_status(conn)
+            if status is not None and status.master == source and status.replicating:
+                return f"already replicating from {source}"
+            fence.check()
+            await stop_replication(conn)
+            position = await applied_gtid_position(conn)
+            note = None
+            async with self.pool.connection(source, self.creds) as src:
+                if await replication_status(src) is not None:
+                    started = time.monotonic()
+                    while not await wait_gtid_once(src, position, _SLICE_S):
+                        fence.check()
+                        if time.monotonic() - started > timeout:
+                            raise ReplicationCommandError(
+                                f"{source} did not reach {conn.key}'s position {position} within {timeout:g}s"
+                            )
+                    waited = time.monotonic() - started
+                    note = f"{source} had {position} (waited {waited:.3f}s)" if waited > 0.05 else None
+            fence.check()
+            await change_master_gtid(conn, source, self.repl)
+            fence.check()
+            await start_replication(conn)
+            return note
+
+        notes, errors = await self._each(spec.targets, action)
+        result = self._result(spec, notes, errors)
+        result.lost = {k: f"could not be relocated under {source}: {v}" for k, v in errors.items()}
+        if errors and len(errors) == len(spec.targets):
+            result.outcome = StepOutcome.FAILED
+            result.error = f"no replica could be relocated under {source}"
+        return result
+
+    async def _switch(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        """The write outage of a graceful takeover, kept as short as possible: both connections are open
+        before it starts; old master read_only → its binlog position → the successor has applied it
+        (MASTER_GTID_WAIT / WAIT_FOR_EXECUTED_GTID_SET) → STOP SLAVE, RESET SLAVE ALL, read_only=0 on the
+        successor. If the successor does not catch up within `takeover_wait_s` the old master is made
+        writable again and the step fails. Re-run after a leader change it is idempotent: a successor
+        that is no longer a replica was promoted already."""
+        (target,) = spec.targets
+        old = spec.source
+        assert old is not None
+        o = self.options
+        try:
+            async with (
+                self.pool.connection(old, self.creds) as oc,
+                self.pool.connection(target, self.creds) as tc,
+            ):
+                if await replication_status(tc) is None:
+                    fence.check()
+                    await set_read_only(tc, False)
+                    return StepResult(StepOutcome.DONE, detail=f"{target} was already promoted")
+                rows = await oc.fetch("SELECT @@global.read_only AS r")
+                was_read_only = bool(rows and int(str(next(iter(rows[0].values())))))
+                fence.check()
+                started = time.monotonic()
+                await set_read_only(oc, True, super_read_only=o.super_read_only)
+                position = await binlog_gtid_position(oc)
+                while not await wait_gtid_once(tc, position, _SLICE_S):
+                    if time.monotonic() - started > o.takeover_wait_s:
+                        fence.check()
+                        if not was_read_only:
+                            await set_read_only(oc, False)
+                        return StepResult(
+                            StepOutcome.FAILED,
+                            error=f"{target} did not reach {old}'s {position} within {o.takeover_wait_s:g}s; "
+                            f"{old} is {'read-only as before' if was_read_only else 'writable again'}",
+                        )
+                    fence.check()
+                caught_up = time.monotonic()
+                fence.check()
+                await stop_replication(tc)
+                fence.check()
+                await reset_replica_all(tc)
+                fence.check()
+                await set_read_only(tc, False)
+                ended = time.monotonic()
+        except (ReplicationCommandError, MySQLError) as exc:
+            return StepResult(StepOutcome.FAILED, error=_describe(exc))
+        outage = round((ended - started) * 1000.0, 3)
+        return StepResult(
+            StepOutcome.DONE,
+            detail=f"{old} read_only at {position}; {target} caught up in "
+            f"{(caught_up - started) * 1000:.1f} ms and is writable; write outage {outage:.1f} ms",
+            outage_ms=outage,
+        )
+
+    async def _demote(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        """The old master (read-only already) becomes a replica of the new one, resuming right after
+        its own last transaction; replication is started only when `spec.start_replication`."""
+        source = spec.source
+        assert source is not None
+        start, sro = spec.start_replication, self.options.super_read_only
+
+        async def action(conn: MySQLConnection) -> str | None:
+            status = await replication_status(conn)
+            if status is not None and status.master == source and (status.replicating or not start):
+                return f"already replicating from {source}"
+            fence.check()
+            if status is not None:
+                await stop_replication(conn)
+            await set_read_only(conn, True, super_read_only=sro)
+            position = await prepare_demoted_master(conn)
+            fence.check()
+            await change_master_gtid(conn, source, self.repl)
+            if not start:
+                return f"replicates from {source} once started (at {position or 'gtid_executed'})"
+            fence.check()
+            await start_replication(conn)
+            return f"replicates from {source} (from {position or 'gtid_executed'})"
+
+        notes, errors = await self._each(spec.targets, action)
+        return self._result(spec, notes, errors)

@@ -2,8 +2,10 @@
 
 The pipeline asks every gate in order before registering a recovery; the first reason refuses it, and
 the refusal is recorded (a closed `skipped` record, published) with that reason. Issue 6 adds its gates
-here without touching the pipeline: cluster filters, downtime, anti-flapping blocks and acks, the
-global switch — each one more `Gate` in the list the service passes in.
+here without touching the pipeline; the ones that read the operator's state in KV (global switch,
+cluster filters, ignored hosts, downtime, anti-flapping blocks) are built in `policy.py`. A manual
+(forced) recovery passes those, as orchestrator's forced recoveries do, but never the leader and
+one-recovery-per-cluster gates.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from libs.recovery.audit import INTERMEDIATE_MASTER_CODES as _IM_NAMES
 from libs.recovery.audit import Outcome, RecoveryRecord
 from libs.recovery.fence import Fence
 from libs.topology.codes import Analysis
@@ -19,6 +22,25 @@ from libs.topology.detection import Detection
 
 # Codes the master failover handles (orchestrator's checkAndRecoverDeadMaster).
 MASTER_FAILOVER_CODES = frozenset({Analysis.DEAD_MASTER, Analysis.DEAD_MASTER_AND_SOME_REPLICAS})
+# Codes the intermediate-master recovery handles (orchestrator's checkAndRecoverDeadIntermediateMaster).
+INTERMEDIATE_MASTER_CODES = frozenset(Analysis(name) for name in _IM_NAMES)
+HANDLED_CODES = MASTER_FAILOVER_CODES | INTERMEDIATE_MASTER_CODES
+
+
+class Refusal(str):
+    """A gate's reason with a short machine-readable `code` (filtered, blocked, downtimed, ...), kept in
+    the skipped record's `skip_code`. Plain strings are refusals too (code "")."""
+
+    code: str
+
+    def __new__(cls, code: str, text: str) -> Refusal:
+        refusal = super().__new__(cls, text)
+        refusal.code = code
+        return refusal
+
+
+# Refusals that may stop applying while the problem lasts: the service retries those detections.
+RETRYABLE = frozenset({"blocked", "downtimed", "disabled"})
 
 
 @dataclass(frozen=True)
@@ -29,15 +51,23 @@ class GateContext:
     fence: Fence
     now: datetime
 
+    @property
+    def forced(self) -> bool:
+        """A manual recovery: the operator's word overrides the switch, filters, downtime and blocks."""
+        return self.record.forced
+
 
 Gate = Callable[[GateContext], Awaitable[str | None]]
 
 
 async def handled_code(ctx: GateContext) -> str | None:
-    """Only codes with a recovery in this build (intermediate masters etc. come with issue 6)."""
+    """Only codes with a recovery: dead masters and dead intermediate masters (orchestrator's co-master,
+    semi-sync and group-replication recoveries are not built)."""
     f = ctx.detection.finding
-    if f.code not in MASTER_FAILOVER_CODES:
-        return f"no automated recovery for {f.code.value} (yet)"
+    if f.code not in HANDLED_CODES:
+        return Refusal("unhandled", f"no automated recovery for {f.code.value}")
+    if ctx.forced:
+        return None if f.actionable else Refusal("unhandled", f"{f.code.value} is not actionable")
     if not f.triggers_recovery:
         why = (
             "downtimed"
@@ -46,13 +76,13 @@ async def handled_code(ctx: GateContext) -> str | None:
             if f.replicas_downtimed
             else "skippable"
         )
-        return f"{f.code.value} on {f.instance} is not actionable: {why}"
+        return Refusal("downtimed", f"{f.code.value} on {f.instance} is not actionable: {why}")
     return None
 
 
 async def leader(ctx: GateContext) -> str | None:
     if not ctx.fence.held:
-        return f"not the recovery leader (epoch {ctx.fence.epoch} is over)"
+        return Refusal("not-leader", f"not the recovery leader (epoch {ctx.fence.epoch} is over)")
     return None
 
 
@@ -67,10 +97,13 @@ async def one_per_cluster(ctx: GateContext) -> str | None:
     if current is None:
         return None
     if current.active:
-        return f"recovery {current.uid} of {current.alias} is already running (epoch {current.epoch})"
+        return Refusal(
+            "busy", f"recovery {current.uid} of {current.alias} is already running (epoch {current.epoch})"
+        )
     if current.incident == ctx.detection.incident and current.outcome is not Outcome.ALREADY_FIXED:
-        return (
-            f"incident {current.incident} was already handled by recovery {current.uid} ({current.outcome})"
+        return Refusal(
+            "handled",
+            f"incident {current.incident} was already handled by recovery {current.uid} ({current.outcome})",
         )
     return None
 

@@ -22,13 +22,14 @@ from libs.errors import LeadershipLost
 from libs.models import Flavor, InstanceKey, utcnow
 from libs.mysql import ConnectionPool, Credentials, ProbeSettings, probe
 from libs.mysql.commands import set_read_only
-from libs.recovery.audit import Outcome, RecoveryRecord
+from libs.recovery.audit import Outcome, RecoveryKind, RecoveryRecord
 from libs.recovery.events import EventSink
 from libs.recovery.fence import Fence
 
 log = logging.getLogger(__name__)
 
 CurrentMaster = Callable[[str], Awaitable[InstanceKey | None]]
+OnFenced = Callable[[RecoveryRecord], Awaitable[None]]
 
 
 @dataclass
@@ -48,16 +49,21 @@ class OldMasterFencer:
         current_master: CurrentMaster | None = None,
         watch_for: timedelta = timedelta(hours=24),
         clock: Callable[[], datetime] = utcnow,
+        on_fenced: OnFenced | None = None,
     ) -> None:
         self.pool, self.creds, self.events = pool, creds, events
+        self.on_fenced = on_fenced  # e.g. write fenced_at into the stored record (the audit)
         self.super_read_only, self.current_master = super_read_only, current_master
         self.watch_for, self.clock = watch_for, clock
         self.watches: dict[InstanceKey, _Watch] = {}
         self._probe_settings = ProbeSettings(connect_timeout=1.0, read_timeout=2.0)
 
     def watch(self, record: RecoveryRecord) -> None:
-        """Watch the failed master of a successful recovery (older records are ignored)."""
+        """Watch the failed master of a successful master failover (older records are ignored; an
+        intermediate master is not a writer, a gracefully demoted master replicates on purpose)."""
         if record.outcome is not Outcome.SUCCEEDED or record.ended_at is None:
+            return
+        if record.kind is not RecoveryKind.MASTER:
             return
         until = record.ended_at + self.watch_for
         if until <= self.clock():
@@ -113,6 +119,11 @@ class OldMasterFencer:
         watch.record = record
         log.warning("old master %s came back writable: set read_only (recovery %s)", key, record.uid)
         await self.events(record, "fenced")
+        if self.on_fenced is not None:
+            try:
+                await self.on_fenced(record)
+            except Exception as exc:  # noqa: BLE001 - the event is out; the stored copy is a convenience
+                log.warning("old master %s: fenced, but the record could not be updated: %s", key, exc)
         return record
 
     async def run(self, fence: Fence, interval_s: float = 1.0) -> None:

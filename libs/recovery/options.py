@@ -26,6 +26,7 @@ def execution_options(settings: Settings) -> ExecutionOptions:
         delay_promotion=settings.DelayMasterPromotionIfSQLThreadNotUpToDate,
         delay_stall_s=float(settings.ReasonableReplicationLagSeconds) or 10.0,
         repoint_concurrency=settings.MaxConcurrentReplicaOperations,
+        takeover_wait_s=float(settings.ReasonableMaintenanceReplicationLagSeconds) or 20.0,
     )
 
 
@@ -81,5 +82,5 @@ class SettingsHooks:
 
 
 def hostname_ignored(settings: Settings, host: str) -> bool:
-    """RecoveryIgnoreHostnameFilters (issue 6 turns this into a gate)."""
+    """RecoveryIgnoreHostnameFilters (the gate is `policy.py`'s `ignored_host`)."""
     return any(re.search(p, host) for p in settings.RecoveryIgnoreHostnameFilters)

@@ -23,19 +23,37 @@ from datetime import datetime
 
 from libs.errors import LeadershipLost
 from libs.hooks import HookContext, HookKind, HookResult, failed
-from libs.models import InstanceKey, InstanceSnapshot, utcnow
-from libs.recovery.audit import Outcome, RecoveryRecord, StepOutcome, new_record
-from libs.recovery.events import EventSink
+from libs.models import InstanceKey, InstanceSnapshot, PromotionRule, utcnow
+from libs.models.commands import RecoveryAcknowledged
+from libs.recovery.audit import (
+    FORCE_MASTER_FAILOVER,
+    Outcome,
+    RecoveryKind,
+    RecoveryRecord,
+    StepOutcome,
+    new_record,
+)
+from libs.recovery.control import ControlState
+from libs.recovery.events import AckPublisher, EventSink
 from libs.recovery.executor import Executor, StepResult
 from libs.recovery.fence import Fence
-from libs.recovery.gates import DEFAULT_GATES, MASTER_FAILOVER_CODES, Gate, GateContext
+from libs.recovery.gates import (
+    DEFAULT_GATES,
+    INTERMEDIATE_MASTER_CODES,
+    MASTER_FAILOVER_CODES,
+    Gate,
+    GateContext,
+)
 from libs.recovery.masters import MasterPublisher, master_record
-from libs.recovery.steps import ExecutionOptions, StepKind, plan_steps
+from libs.recovery.policy import Policy, block_for
+from libs.recovery.steps import ExecutionOptions, StepKind, plan_steps, relocation_steps, takeover_steps
 from libs.recovery.store import ClusterBusy, RecordStore
+from libs.recovery.takeover import takeover_plan, takeover_summary
 from libs.topology.analysis import Finding
 from libs.topology.candidate import choose_candidate
 from libs.topology.detection import Detection
-from libs.topology.plan import CandidateRules
+from libs.topology.intermediate import relocation_plan, relocation_summary
+from libs.topology.plan import CandidateRules, Plan, RegisteredRule
 from libs.topology.view import ClusterView, InstanceState, fold, group_clusters
 
 log = logging.getLogger(__name__)
@@ -79,6 +97,9 @@ class Collaborators:
     gates: Sequence[Gate] = DEFAULT_GATES
     clock: Callable[[], datetime] = utcnow
     after_step: StepHook | None = None  # test hook: called after each step is saved
+    policy: Policy = field(default_factory=Policy)
+    control: ControlState | None = None  # where blocks are written (None: no anti-flapping)
+    acknowledged: AckPublisher | None = None  # publishes acknowledgements (graceful takeovers ack themselves)
 
 
 class RecoveryPipeline:
@@ -94,12 +115,23 @@ class RecoveryPipeline:
             return record
         return await self.drive(record, fence)
 
-    async def admit(self, detection: Detection, fence: Fence, *, command: str = "") -> RecoveryRecord:
+    async def admit(
+        self,
+        detection: Detection,
+        fence: Fence,
+        *,
+        command: str = "",
+        record: RecoveryRecord | None = None,
+        quiet_if: str | None = None,
+    ) -> RecoveryRecord:
         """Gates, then registration: returns the open, registered record, or a closed `skipped` one
-        (published with its reason). Fast (a KV read and a KV write): the service awaits it before
-        acknowledging the detection, and runs `drive` in the background."""
+        (published with its reason, unless the reason is `quiet_if`: a retried detection refused again
+        for the same reason is not news). Fast (a few KV reads and a KV write): the service awaits it
+        before acknowledging the detection, and runs `drive` in the background. Manual recoveries pass
+        their own prepared `record` (forced, requested_by, designated, ...)."""
         c = self.c
-        record = new_record(detection, epoch=fence.epoch, node=self.node, now=c.clock(), command=command)
+        if record is None:
+            record = new_record(detection, epoch=fence.epoch, node=self.node, now=c.clock(), command=command)
         current = await c.store.current(record.alias)
         reason = await self._gates(GateContext(detection, record, current, fence, c.clock()))
         if reason is None:
@@ -108,10 +140,13 @@ class RecoveryPipeline:
                 await c.store.register(record)
             except ClusterBusy as exc:
                 reason = str(exc)
+                record.skip_code = "busy"
         if reason is not None:
-            record.close(Outcome.SKIPPED, reason, c.clock())
-            log.info("recovery of %s on %s skipped: %s", record.code, record.failed, reason)
-            await c.events(record, "skipped")
+            record.skip_code = getattr(reason, "code", "") or record.skip_code
+            record.close(Outcome.SKIPPED, str(reason), c.clock())
+            if reason != quiet_if:
+                log.info("recovery of %s on %s skipped: %s", record.code, record.failed, reason)
+                await c.events(record, "skipped")
             return record
         await c.events(record, "registered")
         return record
@@ -141,14 +176,17 @@ class RecoveryPipeline:
     async def drive(self, record: RecoveryRecord, fence: Fence) -> RecoveryRecord:
         c = self.c
         try:
-            view = await self._recheck(record, fence)
-            await self._plan(record, fence, view)
-            await self._pre_hooks(record, fence)
-            await self._execute(record, fence)
-            await self._publish(record, fence)
-            await self._post_hooks(record, fence)
-            assert record.plan is not None
-            self._close(record, Outcome.SUCCEEDED, record.plan.summary())
+            if record.kind is RecoveryKind.GRACEFUL_TAKEOVER:
+                await self._takeover(record, fence)
+            else:
+                view = await self._recheck(record, fence)
+                await self._plan(record, fence, view)
+                await self._pre_hooks(record, fence)
+                await self._execute(record, fence)
+                if record.kind is RecoveryKind.MASTER:
+                    await self._publish(record, fence)
+                await self._post_hooks(record, fence)
+            self._close(record, Outcome.SUCCEEDED, self._summary(record))
         except (LeadershipLost, asyncio.CancelledError):
             log.warning("recovery %s: leadership lost; the next leader resumes it", record.uid)
             raise
@@ -159,11 +197,43 @@ class RecoveryPipeline:
             self._close(record, Outcome.FAILED, f"{type(exc).__name__}: {exc}")
         if record.outcome in (Outcome.FAILED, Outcome.ABORTED) and record.plan is not None:
             await self._run_hooks(record, HookKind.POST_UNSUCCESSFUL_FAILOVER)
+        acknowledged = None
+        if record.kind is RecoveryKind.GRACEFUL_TAKEOVER and record.outcome is Outcome.SUCCEEDED:
+            by = record.requested_by or self.node
+            if record.acknowledge(by, "graceful master takeover acknowledges itself", c.clock()):
+                acknowledged = RecoveryAcknowledged(
+                    uid=record.uid, by=by, comment=record.acknowledged_comment, at=c.clock()
+                )
         await self._save(record, fence, final=True)
+        await self._block(record)
         phase = "completed" if record.outcome in (Outcome.SUCCEEDED, Outcome.ALREADY_FIXED) else "failed"
         await c.events(record, phase)
+        if acknowledged is not None and c.acknowledged is not None:
+            await c.acknowledged(record.cluster, str(record.failed), acknowledged, record.epoch)
         log.info("recovery %s of %s: %s: %s", record.uid, record.alias, record.outcome, record.reason)
         return record
+
+    def _summary(self, record: RecoveryRecord) -> str:
+        assert record.plan is not None
+        if record.kind is RecoveryKind.INTERMEDIATE_MASTER:
+            return relocation_summary(record.plan)
+        if record.kind is RecoveryKind.GRACEFUL_TAKEOVER:
+            return takeover_summary(
+                record.plan, record.write_outage_ms, started=record.command.endswith("-auto")
+            )
+        return record.plan.summary()
+
+    async def _block(self, record: RecoveryRecord) -> None:
+        """Anti-flapping: the block this recovery leaves (policy.block_for). Best effort: a block that
+        cannot be written is logged (the recovery itself is done)."""
+        control = self.c.control
+        block = block_for(record, self.c.policy.block_seconds, self.c.clock())
+        if control is None or block is None:
+            return
+        try:
+            await control.put_block(block)
+        except Exception as exc:  # noqa: BLE001 - logged; the recovery is what matters
+            log.warning("recovery %s: could not write its anti-flapping block: %s", record.uid, exc)
 
     def _close(self, record: RecoveryRecord, outcome: Outcome, reason: str) -> None:
         if record.active:
@@ -222,6 +292,8 @@ class RecoveryPipeline:
         )
         for key, why in result.lost.items():
             record.mark_lost(key, why)
+        if result.outage_ms is not None:
+            record.write_outage_ms = result.outage_ms
         await self._save(record, fence)
         await self.c.events(record, "step", step)
         if self.c.after_step is not None:
@@ -244,10 +316,21 @@ class RecoveryPipeline:
         raise RecoveryAborted(Outcome.FAILED, f"{record.failed} is in no cluster view")
 
     def _recheck_keys(self, record: RecoveryRecord) -> list[InstanceKey]:
+        """The failed instance and its replicas; for an intermediate master also its master and
+        siblings (where its replicas may go)."""
+        known = self.c.known()
         keys = {record.failed}
         if record.finding is not None:
             keys.update(record.finding.replicas)
-        keys.update(k for k, s in self.c.known().items() if s.master_key == record.failed)
+        keys.update(k for k, s in known.items() if s.master_key == record.failed)
+        if record.kind is not RecoveryKind.MASTER:
+            state = known.get(record.failed)
+            master = (record.finding.master if record.finding else None) or (
+                state.master_key if state else None
+            )
+            if master is not None:
+                keys.add(master)
+                keys.update(k for k, s in known.items() if s.master_key == master)
         return sorted(keys)
 
     async def _recheck(self, record: RecoveryRecord, fence: Fence) -> ClusterView | None:
@@ -261,7 +344,18 @@ class RecoveryPipeline:
             view.append(current)
             findings = self.c.analyze(current, self.c.clock())
             mine = [f for f in findings if f.instance == record.failed]
-            still = next((f for f in mine if f.code in MASTER_FAILOVER_CODES and f.triggers_recovery), None)
+            if record.command == FORCE_MASTER_FAILOVER:
+                says = ", ".join(f.code.value for f in mine) or "no problem"
+                return StepResult(StepOutcome.DONE, detail=f"forced failover (fresh analysis: {says})")
+            codes = MASTER_FAILOVER_CODES if record.kind is RecoveryKind.MASTER else INTERMEDIATE_MASTER_CODES
+            still = next(
+                (
+                    f
+                    for f in mine
+                    if f.code in codes and (f.actionable if record.forced else f.triggers_recovery)
+                ),
+                None,
+            )
             if still is None:
                 now_says = ", ".join(f.code.value for f in mine) or "no problem"
                 raise RecoveryAborted(
@@ -281,31 +375,73 @@ class RecoveryPipeline:
             if view is None:  # resumed after the re-check: look again (read-only)
                 view = self._view(record, await self.c.probe(self._recheck_keys(record)))
             rules = await self.c.rules()
-            plan = choose_candidate(view, record.failed, rules, self.c.clock())
+            now = self.c.clock()
+            if record.kind is RecoveryKind.INTERMEDIATE_MASTER:
+                plan = relocation_plan(view, record.failed, rules, now)
+                text = relocation_summary(plan)
+            else:
+                plan = self._master_plan(record, view, rules, now)
+                text = plan.summary()
             record.set_plan(plan)
             if not plan.ok:
-                raise RecoveryAborted(Outcome.ABORTED, plan.summary())
-            return StepResult(StepOutcome.DONE, detail=plan.summary())
+                raise RecoveryAborted(Outcome.ABORTED, text)
+            return StepResult(StepOutcome.DONE, detail=text)
 
         if await self._step(record, fence, PLAN, body) is not None:
             await self.c.events(record, "planned")
 
+    @staticmethod
+    def _master_plan(record: RecoveryRecord, view: ClusterView, rules: CandidateRules, now: datetime) -> Plan:
+        """choose_candidate; with a designated candidate (recover with a destination) every other
+        replica is registered must_not for this choice (it may still serve as a two-step intermediate)
+        and the designated one must, so the operator's choice wins or the plan says why it cannot."""
+        wanted = record.designated
+        if wanted is None:
+            return choose_candidate(view, record.failed, rules, now)
+        replicas = {s.key for s in view.replicas_of(record.failed)}
+        if wanted not in replicas:
+            return Plan(
+                failed_master=record.failed,
+                cluster=view.name,
+                ok=False,
+                reason=f"designated {wanted} is not a replica of {record.failed}",
+            )
+        until = now.replace(year=now.year + 1)
+        registered = dict(rules.registered)
+        registered.update(
+            {k: RegisteredRule(rule=PromotionRule.MUST_NOT, expires_at=until) for k in replicas}
+        )
+        registered[wanted] = RegisteredRule(rule=PromotionRule.MUST, expires_at=until)
+        plan = choose_candidate(view, record.failed, rules.model_copy(update={"registered": registered}), now)
+        if plan.ok and plan.successor == wanted:
+            return plan
+        why = plan.passed_over_reason(wanted) or plan.reason
+        return Plan(
+            failed_master=record.failed,
+            cluster=view.name,
+            ok=False,
+            reason=f"designated {wanted} cannot be promoted: {why}",
+            passed_over=plan.passed_over,
+        )
+
     def hook_context(self, record: RecoveryRecord, *, successful: bool = False) -> HookContext:
         f = record.finding
         successor = record.successor if successful else None
+        im = record.kind is RecoveryKind.INTERMEDIATE_MASTER
         return HookContext(
             failure_type=record.code,
-            instance_type="master",
-            is_master=True,
+            instance_type="intermediate-master" if im else "master",
+            is_master=not im,
             failure_description=f.reason if f else "",
-            command=record.command,
+            command=record.command.removesuffix("-auto"),  # orchestrator has one hint for both
             failed_host=record.failed.host,
             failed_port=record.failed.port,
             failure_cluster=record.cluster,
             failure_cluster_alias=record.alias,
             count_replicas=f.replica_count if f else 0,
             is_downtimed=f.downtimed if f else False,
-            auto_master_recovery=not record.command,
+            auto_master_recovery=self.c.policy.auto_master(record.cluster, record.alias),
+            auto_intermediate_master_recovery=self.c.policy.auto_intermediate(record.cluster, record.alias),
             orchestrator_host=self.node,
             recovery_uid=record.uid,
             successor_host=successor.host if successor else None,
@@ -315,7 +451,14 @@ class RecoveryPipeline:
         )
 
     async def _run_hooks(self, record: RecoveryRecord, kind: HookKind) -> list[HookResult]:
-        successful = record.outcome is Outcome.SUCCEEDED or (record.active and record.promoted_at is not None)
+        if record.skip_hooks:  # recover-lite
+            return []
+        relocated = record.kind is RecoveryKind.INTERMEDIATE_MASTER and record.done(
+            f"relocate:{record.successor}"
+        )
+        successful = record.outcome is Outcome.SUCCEEDED or (
+            record.active and (record.promoted_at is not None or relocated)
+        )
         results = await self.c.hooks(kind, self.hook_context(record, successful=successful))
         record.hooks.extend(results)
         return results
@@ -336,7 +479,15 @@ class RecoveryPipeline:
 
     async def _execute(self, record: RecoveryRecord, fence: Fence) -> None:
         assert record.plan is not None
-        for spec in plan_steps(record.plan, self.c.options):
+        if record.kind is RecoveryKind.INTERMEDIATE_MASTER:
+            specs = relocation_steps(record.plan)
+        elif record.kind is RecoveryKind.GRACEFUL_TAKEOVER:
+            specs = takeover_steps(record.plan, start_old_master=record.command.endswith("-auto"))
+        else:
+            specs = plan_steps(
+                record.plan, self.c.options, fence_failed=record.command == FORCE_MASTER_FAILOVER
+            )
+        for spec in specs:
 
             async def body(spec=spec) -> StepResult:  # type: ignore[no-untyped-def]
                 return await self.c.executor.run(spec, record, fence)
@@ -346,7 +497,7 @@ class RecoveryPipeline:
                 continue
             if result.outcome is StepOutcome.FAILED and not spec.best_effort:
                 raise RecoveryAborted(Outcome.FAILED, f"step {spec.name} failed: {result.error}")
-            if spec.kind is StepKind.PROMOTE:
+            if spec.kind in (StepKind.PROMOTE, StepKind.SWITCH):
                 step = record.step(spec.name)
                 record.promoted_at = step.ended_at if step else self.c.clock()
                 await self._save(record, fence)
@@ -367,9 +518,23 @@ class RecoveryPipeline:
         await self._step(record, fence, PUBLISH, body)
 
     async def _post_hooks(self, record: RecoveryRecord, fence: Fence) -> None:
+        kinds = {
+            RecoveryKind.MASTER: (HookKind.POST_MASTER_FAILOVER, HookKind.POST_FAILOVER),
+            RecoveryKind.INTERMEDIATE_MASTER: (
+                HookKind.POST_INTERMEDIATE_MASTER_FAILOVER,
+                HookKind.POST_FAILOVER,
+            ),
+            RecoveryKind.GRACEFUL_TAKEOVER: (
+                HookKind.POST_MASTER_FAILOVER,
+                HookKind.POST_FAILOVER,
+                HookKind.POST_GRACEFUL_TAKEOVER,
+            ),
+        }[record.kind]
+
         async def body() -> StepResult:
-            results = await self._run_hooks(record, HookKind.POST_MASTER_FAILOVER)
-            results += await self._run_hooks(record, HookKind.POST_FAILOVER)
+            results: list[HookResult] = []
+            for kind in kinds:
+                results += await self._run_hooks(record, kind)
             bad = [r for r in results if not r.ok]
             return StepResult(
                 StepOutcome.DONE,
@@ -378,3 +543,55 @@ class RecoveryPipeline:
             )
 
         await self._step(record, fence, POST_HOOKS, body)
+
+    # -- graceful takeover -------------------------------------------------------------------------
+    async def _takeover(self, record: RecoveryRecord, fence: Fence) -> None:
+        """plan (fresh look; the target is fixed by the command) → PreGracefulTakeoverProcesses → the
+        takeover steps (catch up, switch, repoint, demote) → publish → post hooks."""
+
+        async def plan_body() -> StepResult:
+            keys = sorted({record.failed, *self._cluster_keys(record)})
+            view = self._view(record, await self.c.probe(keys))
+            rules = await self.c.rules()
+            plan = takeover_plan(
+                view,
+                record.designated,
+                auto=record.designated is None,
+                rules=rules,
+                now=self.c.clock(),
+                max_lag_s=self.c.options.takeover_wait_s,
+            )
+            record.set_plan(plan)
+            record.lost = []  # the old master is handed over, not lost
+            if not plan.ok:
+                raise RecoveryAborted(Outcome.ABORTED, f"graceful takeover refused: {plan.reason}")
+            return StepResult(
+                StepOutcome.DONE, detail=f"{plan.successor} takes over from {plan.failed_master}"
+            )
+
+        if await self._step(record, fence, PLAN, plan_body) is not None:
+            await self.c.events(record, "planned")
+
+        async def hooks_body() -> StepResult:
+            results = await self._run_hooks(record, HookKind.PRE_GRACEFUL_TAKEOVER)
+            if failed(results):
+                bad = next(r for r in results if not r.ok)
+                why = bad.error or f"exit code {bad.exit_code}"
+                raise RecoveryAborted(
+                    Outcome.ABORTED,
+                    f"PreGracefulTakeoverProcesses hook #{bad.index} failed ({why}): not attempted",
+                )
+            return StepResult(StepOutcome.DONE, detail=f"{len(results)} hook(s) ok")
+
+        await self._step(record, fence, "pre-graceful-takeover-hooks", hooks_body)
+        await self._execute(record, fence)
+        await self._publish(record, fence)
+        await self._post_hooks(record, fence)
+
+    def _cluster_keys(self, record: RecoveryRecord) -> list[InstanceKey]:
+        """Every known instance of the record's cluster (a takeover looks at all of them)."""
+        views = group_clusters(self.c.known().values())
+        for view in views:
+            if view.get(record.failed) is not None:
+                return [s.key for s in view.instances]
+        return [record.failed]

@@ -10,7 +10,10 @@ Two steps (intermediate I, successor S):
   stop-io [I, S, R] → wait-applied I → repoint S and R under I → wait-caught-up S with I
   → stop-replication S → repoint R and I under S → promote S → lost replicas
 The intermediate is never made writable; it ends as a replica of S (or lost, if it cannot follow S).
-The failed master is never repointed: its fencing happens when it comes back (see `old_master.py`).
+The failed master is never repointed: its fencing happens when it comes back (see `old_master.py`);
+a forced failover (`fence_failed`) first sets it read-only, in case it is alive.
+Dead intermediate master (`relocation_steps`): relocate its replicas under the new source (a sibling or
+the master), each after the source has caught up with it.
 """
 
 from __future__ import annotations
@@ -32,10 +35,24 @@ class StepKind(StrEnum):
     PROMOTE = "promote"  # STOP SLAVE; RESET SLAVE ALL; read_only=0
     DOWNTIME_LOST = "downtime-lost"  # baton_downtime, reason lost-in-recovery
     DETACH_LOST = "detach-lost"  # STOP SLAVE on lost replicas, best effort
+    SET_READ_ONLY = "read-only"  # force-master-failover: the old master, if reachable, stops taking writes
+    RELOCATE = "relocate"  # dead intermediate master: wait for the new source to cover, then repoint
+    SWITCH = "switch"  # graceful: old master read_only, target catches up, target promoted (the outage)
+    DEMOTE = "demote"  # graceful: the old master replicates from the new one
 
 
 MUTATING = frozenset(
-    {StepKind.STOP_IO, StepKind.REPOINT, StepKind.STOP_REPLICATION, StepKind.PROMOTE, StepKind.DETACH_LOST}
+    {
+        StepKind.STOP_IO,
+        StepKind.REPOINT,
+        StepKind.STOP_REPLICATION,
+        StepKind.PROMOTE,
+        StepKind.DETACH_LOST,
+        StepKind.SET_READ_ONLY,
+        StepKind.RELOCATE,
+        StepKind.SWITCH,
+        StepKind.DEMOTE,
+    }
 )
 
 
@@ -48,6 +65,7 @@ class StepSpec(BaseModel):
     source: InstanceKey | None = None  # REPOINT: new master; WAIT_CAUGHT_UP: whom to catch up with
     best_effort: bool = False  # failures are recorded but do not fail the recovery
     required: tuple[InstanceKey, ...] = ()  # targets whose failure fails the recovery
+    start_replication: bool = True  # DEMOTE: START SLAVE after CHANGE MASTER (-auto takeovers)
 
     @property
     def mutating(self) -> bool:
@@ -69,6 +87,7 @@ class ExecutionOptions(BaseModel):
     delay_max_s: float = 24 * 3600.0  # orchestrator's overall cap for the delayed promotion
     catch_up_timeout_s: float = 60.0  # two-step: the successor catching up with the intermediate
     repoint_concurrency: int = 5  # MaxConcurrentReplicaOperations
+    takeover_wait_s: float = 20.0  # ReasonableMaintenanceReplicationLagSeconds: graceful catch-up limit
 
 
 def _keys(*groups: tuple[InstanceKey, ...] | list[InstanceKey]) -> tuple[InstanceKey, ...]:
@@ -79,14 +98,24 @@ def _keys(*groups: tuple[InstanceKey, ...] | list[InstanceKey]) -> tuple[Instanc
     return tuple(seen)
 
 
-def plan_steps(plan: Plan, options: ExecutionOptions) -> list[StepSpec]:
-    """The ordered steps for `plan`. Empty when the plan is not ok."""
+def plan_steps(plan: Plan, options: ExecutionOptions, *, fence_failed: bool = False) -> list[StepSpec]:
+    """The ordered steps for `plan`. Empty when the plan is not ok. `fence_failed` (force-master-failover:
+    the master may well be alive) first sets the failed master read-only, best effort."""
     if not plan.ok or plan.successor is None:
         return []
     s, mid = plan.successor, plan.intermediate
     others = tuple(k for k in plan.replicas_to_repoint if k not in (s, mid))
     lost = tuple(r.key for r in plan.lost)
     steps: list[StepSpec] = []
+    if fence_failed:
+        steps.append(
+            StepSpec(
+                name=f"read-only:{plan.failed_master}",
+                kind=StepKind.SET_READ_ONLY,
+                targets=(plan.failed_master,),
+                best_effort=True,
+            )
+        )
     if mid is None:
         steps += [
             StepSpec(name="stop-io", kind=StepKind.STOP_IO, targets=_keys([s], others), required=(s,)),
@@ -133,4 +162,41 @@ def plan_steps(plan: Plan, options: ExecutionOptions) -> list[StepSpec]:
         steps.append(
             StepSpec(name="detach-lost", kind=StepKind.DETACH_LOST, targets=detach, best_effort=True)
         )
+    return steps
+
+
+def relocation_steps(plan: Plan) -> list[StepSpec]:
+    """A dead intermediate master's replicas move under the plan's new source (its `successor`)."""
+    if not plan.ok or plan.successor is None or not plan.replicas_to_repoint:
+        return []
+    return [
+        StepSpec(
+            name=f"relocate:{plan.successor}",
+            kind=StepKind.RELOCATE,
+            targets=plan.replicas_to_repoint,
+            source=plan.successor,
+        )
+    ]
+
+
+def takeover_steps(plan: Plan, *, start_old_master: bool) -> list[StepSpec]:
+    """A graceful takeover of `plan.failed_master` (alive) by `plan.successor`:
+    wait-caught-up (before the outage, so the one after read_only is short) → switch (old master
+    read_only, successor catches up, successor promoted: the write outage) → repoint the other replicas
+    under the successor → demote (the old master replicates from the successor; started in -auto)."""
+    if not plan.ok or plan.successor is None:
+        return []
+    s, old = plan.successor, plan.failed_master
+    others = tuple(k for k in plan.replicas_to_repoint if k not in (s, old))
+    steps = [
+        StepSpec(name=f"wait-caught-up:{s}", kind=StepKind.WAIT_CAUGHT_UP, targets=(s,), source=old,
+                 required=(s,)),
+        StepSpec(name=f"switch:{s}", kind=StepKind.SWITCH, targets=(s,), source=old, required=(s,)),
+    ]  # fmt: skip
+    if others:
+        steps.append(StepSpec(name=f"repoint:{s}", kind=StepKind.REPOINT, targets=others, source=s))
+    steps.append(
+        StepSpec(name=f"demote:{old}", kind=StepKind.DEMOTE, targets=(old,), source=s, best_effort=True,
+                 start_replication=start_old_master)
+    )  # fmt: skip
     return steps

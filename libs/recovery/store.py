@@ -8,12 +8,13 @@ The key (the cluster alias, KV-encoded) holds the cluster's latest recovery reco
   over by a newer epoch learns it on its next write (LeadershipLost) and stops;
 - `open_records` is what a new leader reads to resume or close what the old one left open.
 
-The bucket is not in `libs/bus/provision.py` (yet): `ensure_bucket` creates it idempotently.
+The bucket is provisioned with the others by `libs.bus.provision.provision`.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Protocol
 
 import nats.js.errors
@@ -21,13 +22,13 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from libs.bus.connection import bus_errors
-from libs.bus.provision import BucketSpec, bucket_config, ensure_stream
+from libs.bus.provision import RECOVERIES
 from libs.bus.subjects import kv_key
 from libs.errors import BatonError, LeadershipLost
 from libs.recovery.audit import RecoveryRecord
 
-RECOVERIES = "baton_recoveries"
-BUCKET = BucketSpec(RECOVERIES, "latest recovery record per cluster (open ones are resumed)", 10)
+Annotation = Callable[[RecoveryRecord], bool]
+"""Changes a closed record in place (acknowledged, fenced_at); returns False when there was nothing to do."""
 
 
 class ClusterBusy(BatonError):
@@ -48,10 +49,7 @@ class RecordStore(Protocol):
     async def adopt(self, record: RecoveryRecord) -> None: ...
     async def open_records(self) -> list[RecoveryRecord]: ...
     async def latest_records(self) -> list[RecoveryRecord]: ...
-
-
-async def ensure_bucket(js: JetStreamContext, replicas: int = 1) -> None:
-    await ensure_stream(js, bucket_config(BUCKET, replicas))
+    async def annotate(self, alias: str, uid: str, change: Annotation) -> RecoveryRecord | None: ...
 
 
 class KVRecordStore:
@@ -128,6 +126,25 @@ class KVRecordStore:
     async def open_records(self) -> list[RecoveryRecord]:
         return [r for r in await self.latest_records() if r.active]
 
+    async def annotate(self, alias: str, uid: str, change: Annotation) -> RecoveryRecord | None:
+        """Apply `change` to the cluster's latest record if it is recovery `uid` and closed (an open one
+        belongs to its leader), by compare-and-set. Returns the record written, or None."""
+        kv = await self._kv()
+        for _ in range(5):
+            found = await self._get(alias)
+            if found is None:
+                return None
+            record, revision = found
+            if record.uid != uid or record.active or not change(record):
+                return None
+            with bus_errors(f"annotating recovery {uid}"):
+                try:
+                    await kv.update(kv_key(alias), record.model_dump_json().encode(), last=revision)
+                except nats.js.errors.KeyWrongLastSequenceError:
+                    continue
+            return record
+        return None
+
     async def latest_records(self) -> list[RecoveryRecord]:
         """The latest record of every cluster, open or closed."""
         kv = await self._kv()
@@ -182,6 +199,16 @@ class MemoryRecordStore:
 
     async def latest_records(self) -> list[RecoveryRecord]:
         return [r.model_copy(deep=True) for r in self.records.values()]
+
+    async def annotate(self, alias: str, uid: str, change: Annotation) -> RecoveryRecord | None:
+        current = self.records.get(alias)
+        if current is None or current.uid != uid or current.active:
+            return None
+        record = current.model_copy(deep=True)
+        if not change(record):
+            return None
+        await self._write(record)
+        return record
 
     async def _write(self, record: RecoveryRecord) -> None:
         self.records[record.alias] = record.model_copy(deep=True)

@@ -7,7 +7,6 @@ value (empty string, false, 0), so clients that read them keep working.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ from libs.models import Flavor, InstanceKey, PromotionRule
 from libs.models.instance import IOThreadState
 from libs.topology.analysis import Finding, describe
 from libs.topology.codes import Analysis
+from libs.topology.filters import cluster_matches
 from libs.topology.view import ClusterView, InstanceState
 
 NO_KEY: dict[str, Any] = {"Hostname": "", "Port": 0}
@@ -56,19 +56,8 @@ def thread_state(running: bool | None, io: IOThreadState | None = None) -> int:
 
 
 def matches_filters(filters: Sequence[str], name: str, alias: str) -> bool:
-    """orchestrator's cluster filters: `*`, `alias=X`, `alias~=REGEX`, or a name/regex on the cluster."""
-    for entry in filters:
-        if entry == "*":
-            return True
-        if entry.startswith("alias="):
-            if alias == entry.removeprefix("alias="):
-                return True
-        elif entry.startswith("alias~="):
-            if re.search(entry.removeprefix("alias~="), alias):
-                return True
-        elif entry == name or re.search(entry, name):
-            return True
-    return False
+    """orchestrator's cluster filters (the recovery's own matcher, so the API never disagrees with it)."""
+    return cluster_matches(filters, name, alias)
 
 
 def problems_of(

@@ -5,9 +5,13 @@ Every process: connects, provisions, remembers snapshots (`SnapshotMemory`), cam
 1. resumes (or closes) every recovery older epochs left open in `baton_recoveries`;
 2. watches the failed masters of recent successful recoveries, fencing any that comes back writable;
 3. consumes `baton.detection.>` (durable consumer, so a new leader continues where the old one
-   stopped): an `active`/`changed` detection whose finding triggers a recovery is admitted (gates +
-   registration, awaited, then acked) and driven in the background;
-4. answers `baton.cmd.recovery.<verb>`.
+   stopped): an `active`/`changed` detection of an actionable problem is admitted (gates +
+   registration, awaited, then acked) and driven in the background; a refusal is a published
+   `skipped` record with its reason;
+4. keeps the detections refused by a block, the global switch or a downtime (until cleared) and tries
+   them again every `retry_s` and after every acknowledgement: orchestrator re-evaluates every second,
+   so a recovery refused only for the moment happens once the reason is gone;
+5. answers `baton.cmd.recovery.<verb>` (`commands.py`, `libs/recovery/manual.py`).
 When the term ends (lease lost: cancelled at once; clean stop: running recoveries finish first) the
 consumer and subscriptions stop and the lease is released.
 """
@@ -23,23 +27,28 @@ from typing import Any
 
 from opentelemetry.context import Context
 
+from libs.aio import cancel_and_wait
 from libs.bus.connection import Bus, connect
 from libs.bus.messages import consume
 from libs.bus.provision import provision
 from libs.bus.subjects import DETECTIONS_ALL
 from libs.config import Settings
 from libs.config.derive import topology_credentials
-from libs.errors import ConfigError
+from libs.errors import BatonError, ConfigError, LeadershipLost
 from libs.models import utcnow
 from libs.models.events import Event
 from libs.mysql import ConnectionPool
 from libs.recovery.audit import Outcome, RecoveryRecord
+from libs.recovery.control import Deferred, KVControlState
+from libs.recovery.events import NatsAckPublisher
 from libs.recovery.fence import Fence, LeaseFence
-from libs.recovery.gates import DEFAULT_GATES, Gate, GateContext
+from libs.recovery.gates import RETRYABLE, Gate, GateContext
 from libs.recovery.leadership import Leadership
+from libs.recovery.manual import Operations
 from libs.recovery.old_master import OldMasterFencer
 from libs.recovery.pipeline import RecoveryPipeline, StepHook
-from libs.recovery.store import RecordStore, ensure_bucket
+from libs.recovery.policy import Policy, policy_gates
+from libs.recovery.store import RecordStore
 from libs.runner import require_nats
 from libs.topology.detection import Detection, DetectionState
 from services.recovery import commands
@@ -47,6 +56,7 @@ from services.recovery.fleet import SnapshotMemory
 from services.recovery.wiring import build_collaborators, current_master
 
 log = logging.getLogger(__name__)
+STOP_GRACE_S = 30.0
 
 DURABLE = "baton-recovery"
 MAX_DETECTION_AGE = timedelta(hours=1)  # FailureDetectionPeriodBlockMinutes' default
@@ -69,14 +79,20 @@ class RecoveryService:
         lease_ttl_s: int = 3,
         extra_gates: tuple[Gate, ...] = (),
         after_step: StepHook | None = None,
+        retry_s: float = 2.0,
     ) -> None:
         if not settings.BatonNatsURLs:
             raise ConfigError("BatonNatsURLs is empty: the recovery service needs a NATS server")
         self.settings = settings
         self.node = node or f"{settings.BatonNodeName}-{uuid.uuid4().hex[:6]}"
         self.lease_ttl_s = lease_ttl_s
-        self.gates = (*DEFAULT_GATES, fresh_detection, *extra_gates)
+        self.policy = Policy.from_settings(settings)
+        self.extra_gates = extra_gates
         self.after_step = after_step
+        self.retry_s = retry_s
+        # detections refused for a reason that may pass (blocked, disabled, downtimed), by problem
+        # (`Deferred.key`); also kept in baton_blocks so the next leader retries them
+        self.deferred: dict[str, Deferred] = {}
         self.memory = SnapshotMemory()
         self.bus: Bus | None = None
         self.leadership: Leadership | None = None
@@ -88,7 +104,6 @@ class RecoveryService:
     async def start(self) -> RecoveryService:
         bus = self.bus = await connect(self.settings.BatonNatsURLs, f"baton-recovery {self.node}")
         await provision(bus.js, self.settings.BatonStreamReplicas)
-        await ensure_bucket(bus.js, self.settings.BatonStreamReplicas)
         await self.memory.start(bus.js)
         self.leadership = Leadership(bus.js, self.node, ttl_s=self.lease_ttl_s)
         self._task = asyncio.create_task(self.leadership.run(self._lead), name="recovery leadership")
@@ -98,7 +113,12 @@ class RecoveryService:
         if self.leadership is not None:
             self.leadership.stop()
         if self._task is not None:
-            await asyncio.wait({self._task})
+            # Running recoveries may finish (a failover cut in half is worse than a slow shutdown), but
+            # not forever: after the grace period the leadership task is cancelled for sure.
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_GRACE_S)
+            if not done:
+                log.warning("recovery: still busy after %ss, cancelling", STOP_GRACE_S)
+                await cancel_and_wait(self._task)
         await self.memory.stop()
         if self.bus is not None:
             await self.bus.close()
@@ -113,6 +133,10 @@ class RecoveryService:
             "leader": self.is_leader,
             "epoch": self._fence.epoch if self._fence else None,
             "running": sorted(self.running),
+            "deferred": sorted(
+                f"{d.detection.finding.code.value} on {d.detection.finding.instance} ({d.reason})"
+                for d in self.deferred.values()
+            ),
         }
 
     # -- one leadership term -------------------------------------------------------------------------
@@ -120,40 +144,113 @@ class RecoveryService:
         assert self.bus is not None and self.leadership is not None
         js, nc = self.bus.js, self.bus.nc
         self._fence = fence
+        control = KVControlState(js)
+        acks = NatsAckPublisher(js, self.node)
+        gates = (*policy_gates(self.policy, control), fresh_detection, *self.extra_gates)
         collab = build_collaborators(
-            self.settings, js, self.memory, gates=self.gates, after_step=self.after_step
+            self.settings,
+            js,
+            self.memory,
+            gates=gates,
+            after_step=self.after_step,
+            policy=self.policy,
+            control=control,
+            acknowledged=acks,
         )
         pipeline = RecoveryPipeline(collab, self.node)
+        store = collab.store
+
+        async def fenced(record: RecoveryRecord) -> None:
+            at = record.fenced_at
+
+            def mark(stored: RecoveryRecord) -> bool:
+                stored.fenced_at, stored.errors = at, record.errors
+                return True
+
+            await store.annotate(record.alias, record.uid, mark)
+
         fencer = OldMasterFencer(
             ConnectionPool(connect_timeout=1.0, read_timeout=2.0),
             topology_credentials(self.settings),
             collab.events,
             super_read_only=self.settings.UseSuperReadOnly,
             current_master=lambda alias: current_master(js, alias),
+            on_fenced=fenced,
         )
-        store = collab.store
         for record in await store.open_records():
             if record.epoch < fence.epoch:
                 self._spawn(record, pipeline.resume(record, fence), fencer)
         for record in await _recent(store):
             fencer.watch(record)
 
+        async def forget(key: str) -> None:
+            if self.deferred.pop(key, None) is not None:
+                try:
+                    await control.delete_deferred(key)
+                except BatonError as exc:
+                    log.warning("could not delete deferred detection %s: %s", key, exc)
+
+        async def admit(detection: Detection, quiet_if: str | None = None) -> None:
+            key = Deferred(detection=detection, reason="").key
+            fence.check()  # LeadershipLost: not acked; the next leader gets it again
+            record = await pipeline.admit(detection, fence, quiet_if=quiet_if)
+            if record.active:
+                await forget(key)
+                self._spawn(record, pipeline.drive(record, fence), fencer)
+                return
+            if record.skip_code in RETRYABLE:
+                item = Deferred(detection=detection, reason=record.reason)
+                previous = self.deferred.get(key)
+                self.deferred[key] = item
+                if previous is None or previous.reason != item.reason or previous.detection != detection:
+                    try:
+                        await control.put_deferred(item)
+                    except BatonError as exc:
+                        log.warning("could not keep deferred detection %s: %s", key, exc)
+            else:
+                await forget(key)
+            if quiet_if is None or record.reason != quiet_if:
+                self.finished.append(record)
+
         async def on_detection(event: Event, _ctx: Context) -> None:
             if not event.type.startswith("detection."):
                 return
             detection = Detection.model_validate(event.data)
-            if detection.state is DetectionState.CLEARED or not detection.finding.triggers_recovery:
+            f = detection.finding
+            if detection.state is DetectionState.CLEARED:
+                await forget(Deferred(detection=detection, reason="").key)
                 return
-            fence.check()  # LeadershipLost: not acked; the next leader gets it again
-            record = await pipeline.admit(detection, fence)
-            if record.active:
-                self._spawn(record, pipeline.drive(record, fence), fencer)
-            else:
-                self.finished.append(record)
+            if not f.actionable:  # skippable ones go through, so the refusal (downtimed) is visible
+                return
+            await admit(detection)
 
+        retrying = asyncio.Lock()
+
+        async def retry_deferred() -> None:
+            async with retrying:
+                for item in list(self.deferred.values()):
+                    await admit(item.detection, quiet_if=item.reason)
+
+        async def retry_loop() -> None:
+            while True:
+                await asyncio.sleep(self.retry_s)
+                try:
+                    await retry_deferred()
+                except LeadershipLost:
+                    return
+                except Exception as exc:  # noqa: BLE001 - the loop must survive a bad moment
+                    log.warning("retrying deferred detections failed: %s", exc)
+
+        async def run(record: RecoveryRecord) -> RecoveryRecord:
+            return await self._spawn(record, pipeline.drive(record, fence), fencer)
+
+        for item in await control.deferred():  # what earlier leaders were holding back
+            self.deferred.setdefault(item.key, item)
+        ops = Operations(pipeline, fence, control, acks, run, retry_deferred)
         consumer = await consume(js, DETECTIONS_ALL, Event, on_detection, durable=DURABLE, queue=DURABLE)
-        subs = await commands.serve(nc, self)
+        subs = await commands.serve(nc, ops, self)
         fencing = asyncio.create_task(fencer.run(fence), name="old master fencing")
+        retries = asyncio.create_task(retry_loop(), name="deferred detections")
         try:
             await self.leadership.stopping.wait()
             await consumer.stop()  # clean stop: take nothing new, finish what runs
@@ -161,6 +258,7 @@ class RecoveryService:
                 await asyncio.wait(list(self.running.values()))
         finally:
             fencing.cancel()
+            retries.cancel()
             await consumer.stop()
             for sub in subs:
                 with contextlib.suppress(Exception):
@@ -170,8 +268,11 @@ class RecoveryService:
             if self.running:
                 await asyncio.wait(list(self.running.values()))
             self._fence = None
+            self.deferred.clear()
 
-    def _spawn(self, record: RecoveryRecord, work: Any, fencer: OldMasterFencer) -> None:
+    def _spawn(
+        self, record: RecoveryRecord, work: Any, fencer: OldMasterFencer
+    ) -> asyncio.Task[RecoveryRecord]:
         task: asyncio.Task[RecoveryRecord] = asyncio.create_task(work, name=f"recovery {record.uid}")
         self.running[record.uid] = task
 
@@ -184,6 +285,7 @@ class RecoveryService:
             fencer.watch(result)
 
         task.add_done_callback(done)
+        return task
 
 
 async def _recent(store: RecordStore) -> list[RecoveryRecord]:

@@ -21,8 +21,9 @@ from libs.config.derive import (
 )
 from libs.models import InstanceKey, InstanceSnapshot, MasterRecord, utcnow
 from libs.mysql import ConnectionPool, probe
+from libs.recovery.control import ControlState
 from libs.recovery.downtime import KVDowntimeWriter
-from libs.recovery.events import NatsEventSink
+from libs.recovery.events import AckPublisher, NatsEventSink
 from libs.recovery.executor import MySQLExecutor
 from libs.recovery.gates import DEFAULT_GATES, Gate
 from libs.recovery.masters import KVMasterPublisher
@@ -33,6 +34,7 @@ from libs.recovery.options import (
     parse_registered,
 )
 from libs.recovery.pipeline import Collaborators, StepHook
+from libs.recovery.policy import Policy
 from libs.recovery.store import KVRecordStore
 from libs.topology.analysis import Finding, analyze
 from libs.topology.plan import CandidateRules
@@ -47,6 +49,9 @@ def build_collaborators(
     *,
     gates: Sequence[Gate] = DEFAULT_GATES,
     after_step: StepHook | None = None,
+    policy: Policy | None = None,
+    control: ControlState | None = None,
+    acknowledged: AckPublisher | None = None,
 ) -> Collaborators:
     creds = topology_credentials(settings)
     pset = probe_settings(settings)
@@ -86,6 +91,9 @@ def build_collaborators(
         known=memory,
         gates=gates,
         after_step=after_step,
+        policy=policy or Policy.from_settings(settings),
+        control=control,
+        acknowledged=acknowledged,
     )
 
 

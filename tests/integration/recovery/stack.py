@@ -7,6 +7,7 @@ returns when `baton_masters` names a new master, with the time split from the re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,9 +17,10 @@ import nats.js.errors
 
 from libs.bus.connection import Bus, connect
 from libs.bus.provision import MASTERS, provision
-from libs.bus.subjects import kv_key
+from libs.bus.subjects import cmd_subject, kv_key
 from libs.config import Settings
-from libs.models import InstanceKey, MasterRecord, utcnow
+from libs.models import Event, InstanceKey, MasterRecord, utcnow
+from libs.models.commands import CommandReply, CommandRequest
 from libs.recovery.audit import RecoveryRecord
 from libs.recovery.store import RECOVERIES
 from libs.sandbox import REPL_PASSWORD, REPL_USER, TOPOLOGY_PASSWORD, TOPOLOGY_USER, Sandbox
@@ -73,8 +75,9 @@ class FailoverTiming:
 
 
 class Stack:
-    def __init__(self, sb: Sandbox, nats_url: str, **extra: Any) -> None:
+    def __init__(self, sb: Sandbox, nats_url: str, *, retry_s: float = 2.0, **extra: Any) -> None:
         self.sb = sb
+        self.retry_s = retry_s
         self.settings = stack_settings(nats_url, [str(sb.key(n)) for n in sb.names], **extra)
         self.bus: Bus | None = None
         self.prober: ProberWorker | None = None
@@ -96,7 +99,7 @@ class Stack:
         ).start()
         self.analyzer = Analyzer(self.settings, node="a1")
         await self.analyzer.start()
-        self.recovery = await RecoveryService(self.settings, node="r1").start()
+        self.recovery = await RecoveryService(self.settings, node="r1", retry_s=self.retry_s).start()
         keys = {self.sb.key(n) for n in self.sb.names}
         deadline = time.monotonic() + ready_within
         while True:
@@ -119,6 +122,15 @@ class Stack:
             await self.prober.stop()
         if self.bus is not None:
             await self.bus.close()
+
+    async def command(self, verb: str, timeout: float = 60.0, **fields: Any) -> CommandReply:
+        """What the API does: a CommandRequest to the recovery leader, its CommandReply back."""
+        assert self.bus is not None
+        request = CommandRequest.model_validate({"verb": verb, "requested_by": "test", **fields})
+        msg = await self.bus.nc.request(
+            cmd_subject("recovery", verb), request.model_dump_json().encode(), timeout=timeout
+        )
+        return CommandReply.model_validate_json(msg.data)
 
     async def failover(self, within: float = 15.0) -> FailoverTiming:
         """SIGKILL the master; wait until baton_masters names another master; return the timings."""
@@ -169,3 +181,64 @@ async def _record(js: Any, alias: str, uid: str, within: float) -> RecoveryRecor
         if time.monotonic() > deadline:
             raise TimeoutError(f"recovery {uid} not closed within {within:g}s")
         await asyncio.sleep(0.05)
+
+
+class Events:
+    """Every recovery event (core NATS subscription on `baton.recovery.>`), to wait for one."""
+
+    def __init__(self) -> None:
+        self.seen: list[Event] = []
+        self._sub: Any = None
+        self._new = asyncio.Event()
+
+    async def start(self, bus: Bus) -> Events:
+        async def on_msg(msg: Any) -> None:
+            self.seen.append(Event.model_validate_json(msg.data))
+            self._new.set()
+
+        self._sub = await bus.nc.subscribe("baton.recovery.>", cb=on_msg)
+        return self
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+
+    def matching(self, type_: str, **data: Any) -> list[Event]:
+        out = []
+        for event in self.seen:
+            if event.type != type_:
+                continue
+            record = event.data.get("record", event.data)
+            if all(_plain(record.get(k)) == v for k, v in data.items()):
+                out.append(event)
+        return out
+
+    async def wait(self, type_: str, within: float = 15.0, **data: Any) -> Event:
+        deadline = time.monotonic() + within
+        while True:
+            found = self.matching(type_, **data)
+            if found:
+                return found[-1]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = [(e.type, e.data.get("record", {}).get("reason", "")) for e in self.seen]
+                raise TimeoutError(f"no {type_} {data} within {within:g}s; seen {seen}")
+            self._new.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new.wait(), timeout=remaining)
+
+
+def _plain(value: Any) -> Any:
+    """An InstanceKey as dumped to JSON (`{"host", "port"}`) compares as `host:port`."""
+    if isinstance(value, dict) and set(value) >= {"host", "port"}:
+        return str(InstanceKey.model_validate(value))
+    return value
+
+
+async def master_of(js: Any, alias: str) -> MasterRecord | None:
+    kv = await js.key_value(MASTERS)
+    try:
+        entry = await kv.get(kv_key(alias))
+    except nats.js.errors.KeyNotFoundError:
+        return None
+    return MasterRecord.model_validate_json(entry.value) if entry.value else None

@@ -23,7 +23,7 @@ from libs.bus.subjects import cmd_subject, detection_subject, kv_key, snapshot_s
 from libs.config import load_settings
 from libs.models import MasterRecord
 from libs.recovery.audit import Outcome, RecoveryRecord, StepOutcome
-from libs.recovery.store import RECOVERIES, ensure_bucket
+from libs.recovery.store import RECOVERIES
 from libs.sandbox import REPL_PASSWORD, REPL_USER, TOPOLOGY_PASSWORD, TOPOLOGY_USER, Sandbox
 from libs.sandbox.spec import master_replicas
 from libs.topology.detection_event import to_event
@@ -52,6 +52,7 @@ def write_config(path: Path, nats_url: str) -> Path:
                 "MySQLReplicationPassword": REPL_PASSWORD,
                 "InstancePollSeconds": 1,
                 "MasterFailoverLostInstancesDowntimeMinutes": 10,
+                "RecoverMasterClusterFilters": ["*"],
             }
         )
     )
@@ -79,7 +80,6 @@ async def test_leader_killed_mid_failover_second_process_finishes(
     second = None
     try:
         await provision(bus.js)
-        await ensure_bucket(bus.js)
         pos = await write_rows(sb, "master", 100, 2, "before crash")
         for r in ("replica1", "replica2", "replica3"):
             await sb.wait_gtid(r, pos)
@@ -146,8 +146,8 @@ async def test_leader_killed_mid_failover_second_process_finishes(
         assert published.recovery_uid == rec.uid
         reply = await bus.nc.request(cmd_subject("recovery", "status"), b"", timeout=5)
         status = json.loads(reply.data)
-        assert status["Code"] == "OK" and status["Details"]["leader"] is True
-        assert status["Details"]["node"] == "second" and status["Details"]["epoch"] == rec.epoch
+        assert status["status"] == "ok" and status["details"]["leader"] is True
+        assert status["details"]["node"] == "second" and status["details"]["epoch"] == rec.epoch
         downtime = await bus.js.key_value("baton_downtime")
         entry = await downtime.get(kv_key(str(master)))
         assert entry.value is not None and b"lost-in-recovery" in entry.value

@@ -10,11 +10,13 @@ from libs.errors import LeadershipLost
 from libs.hooks import HookContext, HookKind, HookResult
 from libs.models import InstanceKey, InstanceSnapshot, MasterRecord
 from libs.recovery.audit import RecoveryRecord, StepOutcome
-from libs.recovery.events import MemoryEventSink
+from libs.recovery.control import ControlState
+from libs.recovery.events import AckPublisher, MemoryEventSink
 from libs.recovery.executor import StepResult
 from libs.recovery.fence import Fence
 from libs.recovery.pipeline import Collaborators, RecoveryPipeline
-from libs.recovery.steps import StepSpec
+from libs.recovery.policy import Policy
+from libs.recovery.steps import StepKind, StepSpec
 from libs.recovery.store import MemoryRecordStore
 from libs.topology.analysis import analyze
 from libs.topology.detection import Detection, DetectionState
@@ -37,7 +39,8 @@ class FakeExecutor:
         for prefix, error in self.fail.items():
             if spec.name.startswith(prefix):
                 return StepResult(StepOutcome.FAILED, error=error)
-        return StepResult(StepOutcome.DONE, detail="fake")
+        outage = 12.5 if spec.kind is StepKind.SWITCH else None
+        return StepResult(StepOutcome.DONE, detail="fake", outage_ms=outage)
 
 
 @dataclass
@@ -92,7 +95,8 @@ class Rig:
 
 
 def rig(view: ClusterView, *, executor: FakeExecutor | None = None, hooks: FakeHooks | None = None,
-        store: MemoryRecordStore | None = None, node: str = "n1") -> Rig:  # fmt: skip
+        store: MemoryRecordStore | None = None, node: str = "n1", control: ControlState | None = None,
+        policy: Policy | None = None) -> Rig:  # fmt: skip
     world = World(view)
     ex, hk = executor or FakeExecutor(), hooks or FakeHooks()
     st, ev, ms = store or MemoryRecordStore(), MemoryEventSink(), Masters()
@@ -100,8 +104,10 @@ def rig(view: ClusterView, *, executor: FakeExecutor | None = None, hooks: FakeH
     async def rules() -> CandidateRules:
         return CandidateRules(stale_after=timedelta(days=1))
 
+    acks: AckPublisher = ev.acknowledged
     collab = Collaborators(
         probe=world.probe, analyze=lambda v, now: analyze(v, NOW), rules=rules, executor=ex, hooks=hk,
-        events=ev, store=st, masters=ms, known=world.known, clock=lambda: NOW,
+        events=ev, store=st, masters=ms, known=world.known, clock=lambda: NOW, control=control,
+        policy=policy or Policy(), acknowledged=acks,
     )  # fmt: skip
     return Rig(world, ex, hk, st, ev, ms, RecoveryPipeline(collab, node))

@@ -1,0 +1,184 @@
+"""The operator's policy as gates: global switch, cluster filters, ignored hosts, downtime, blocks.
+
+Each gate answers with a `Refusal` (reason + code) or None, like those in `gates.py`; they read the
+control state (`control.py`) at the moment of the decision, so an operator's change applies to the
+next detection. Forced (manual) recoveries pass all of them except RecoveryIgnoreHostnameFilters for
+`recover` (orchestrator drops ignored hosts from the analysis itself, so `recover` finds nothing).
+
+Anti-flapping (orchestrator's RecoveryPeriodBlockSeconds): a master recovery blocks further automated
+master recoveries of its cluster — under its old name or alias, or the new master's cluster, whose
+name changed with the failover — and an intermediate-master recovery blocks further automated
+recoveries of that same instance, until the block expires or is acknowledged. A block never blocks the
+incident that set it (a new leader finishing the old leader's incident is not flapping).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from libs.config import Settings
+from libs.recovery.audit import Outcome, RecoveryKind, RecoveryRecord
+from libs.recovery.control import Block, ControlState
+from libs.recovery.gates import (
+    DEFAULT_GATES,
+    INTERMEDIATE_MASTER_CODES,
+    Gate,
+    GateContext,
+    Refusal,
+    handled_code,
+    leader,
+    one_per_cluster,
+)
+from libs.topology.filters import matching_filter
+
+
+class Policy(BaseModel):
+    """What the configuration says about automated recoveries (orchestrator's keys)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    master_filters: tuple[str, ...] = ()  # RecoverMasterClusterFilters
+    intermediate_filters: tuple[str, ...] = ()  # RecoverIntermediateMasterClusterFilters
+    ignore_hostname_filters: tuple[str, ...] = ()  # RecoveryIgnoreHostnameFilters
+    block_seconds: float = 3600.0  # RecoveryPeriodBlockSeconds (0: no anti-flapping)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(
+            master_filters=tuple(settings.RecoverMasterClusterFilters),
+            intermediate_filters=tuple(settings.RecoverIntermediateMasterClusterFilters),
+            ignore_hostname_filters=tuple(settings.RecoveryIgnoreHostnameFilters),
+            block_seconds=float(settings.RecoveryPeriodBlockSeconds),
+        )
+
+    def auto_master(self, cluster: str, alias: str) -> bool:
+        return matching_filter(self.master_filters, cluster, alias) is not None
+
+    def auto_intermediate(self, cluster: str, alias: str) -> bool:
+        return matching_filter(self.intermediate_filters, cluster, alias) is not None
+
+
+def block_for(record: RecoveryRecord, seconds: float, now: datetime) -> Block | None:
+    """The block a closed recovery leaves, or None: graceful takeovers acknowledge themselves, and a
+    recovery that found nothing to do (already fixed) or never registered (skipped) blocks nothing."""
+    if seconds <= 0 or record.kind is RecoveryKind.GRACEFUL_TAKEOVER:
+        return None
+    if record.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.ABORTED):
+        return None
+    scope = "instance" if record.kind is RecoveryKind.INTERMEDIATE_MASTER else "cluster"
+    return Block(
+        scope=scope,
+        cluster=record.cluster,
+        alias=record.alias,
+        instance=record.failed,
+        successor=record.successor if scope == "cluster" and record.outcome is Outcome.SUCCEEDED else None,
+        analysis=record.code,
+        incident=record.incident,
+        uid=record.uid,
+        blocked_at=now,
+        blocked_until=now + timedelta(seconds=seconds),
+    )
+
+
+def blocking(blocks: Sequence[Block], ctx: GateContext) -> Block | None:
+    """The block that applies to this detection, if any."""
+    f = ctx.detection.finding
+    im = f.code in INTERMEDIATE_MASTER_CODES
+    for b in blocks:
+        if b.incident == ctx.detection.incident or not b.active(ctx.now):
+            continue
+        if im:
+            if b.scope == "instance" and b.instance == f.instance:
+                return b
+        elif b.scope == "cluster" and (
+            b.cluster == f.cluster or (b.alias and b.alias == f.alias) or b.successor == f.instance
+        ):
+            return b
+    return None
+
+
+def policy_gates(policy: Policy, control: ControlState) -> tuple[Gate, ...]:
+    """The gates of an automated recovery: handled code, leader, one recovery per cluster (a detection of
+    an incident already handled says so first), then orchestrator's order: global switch, cluster
+    filters, ignored hosts, downtime, anti-flapping."""
+
+    async def global_switch(ctx: GateContext) -> str | None:
+        if ctx.forced:
+            return None
+        state = await control.global_recoveries()
+        if state is None or state.enabled:
+            return None
+        by = f" by {state.by}" if state.by else ""
+        return Refusal(
+            "disabled",
+            f"automated recoveries are disabled globally{by} since {state.changed_at.isoformat()} "
+            "(enable-global-recoveries)",
+        )
+
+    async def cluster_filter(ctx: GateContext) -> str | None:
+        if ctx.forced:
+            return None
+        f = ctx.detection.finding
+        im = f.code in INTERMEDIATE_MASTER_CODES
+        filters = policy.intermediate_filters if im else policy.master_filters
+        if matching_filter(filters, f.cluster, f.alias) is not None:
+            return None
+        key = "RecoverIntermediateMasterClusterFilters" if im else "RecoverMasterClusterFilters"
+        return Refusal("filtered", f"cluster {f.cluster} (alias {f.alias}) is not in {key}")
+
+    async def ignored_host(ctx: GateContext) -> str | None:
+        if ctx.record.command:  # force-master-failover, graceful takeovers: not analysis-driven
+            return None
+        host = ctx.detection.finding.instance.host
+        for pattern in policy.ignore_hostname_filters:
+            if re.search(pattern, host):
+                return Refusal("ignored", f"{host} matches RecoveryIgnoreHostnameFilters {pattern!r}")
+        return None
+
+    async def downtimed(ctx: GateContext) -> str | None:
+        if ctx.forced:
+            return None
+        f = ctx.detection.finding
+        replicas = list(f.replicas) if f.code in INTERMEDIATE_MASTER_CODES else []
+        found = await control.downtimes([f.instance, *replicas], ctx.now)
+        mine = found.get(f.instance)
+        if mine is not None:
+            return Refusal(
+                "downtimed",
+                f"{f.instance} is downtimed until {mine.ends_at.isoformat()} by {mine.owner or 'unknown'}: "
+                f"{mine.reason}",
+            )
+        if replicas and all(r in found for r in replicas):
+            return Refusal("downtimed", f"all replicas of {f.instance} are downtimed")
+        return None
+
+    async def blocked(ctx: GateContext) -> str | None:
+        if ctx.forced or policy.block_seconds <= 0:
+            return None
+        block = blocking(await control.blocks(ctx.now), ctx)
+        if block is None:
+            return None
+        return Refusal(
+            "blocked",
+            f"blocked by recovery {block.uid} ({block.analysis} on {block.instance} of {block.alias}) "
+            f"until {block.blocked_until.isoformat()} (RecoveryPeriodBlockSeconds); acknowledge it "
+            "(ack-recoveries) to allow a new automated recovery",
+        )
+
+    return (
+        handled_code,
+        leader,
+        one_per_cluster,
+        global_switch,
+        cluster_filter,
+        ignored_host,
+        downtimed,
+        blocked,
+    )
+
+
+__all__ = ["DEFAULT_GATES", "Policy", "block_for", "blocking", "policy_gates"]
