@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from libs.bus.connection import bus_errors
 from libs.bus.provision import BLOCKS, DOWNTIME, SETTINGS
 from libs.bus.subjects import kv_key
+from libs.discovery import kvscan
 from libs.models import InstanceKey
 from libs.models.commands import GLOBAL_RECOVERIES_KEY, BlockedRecovery, GlobalRecoveries
 from libs.recovery.downtime import Downtime
@@ -150,21 +151,18 @@ class KVControlState:
                 out[key] = downtime
         return out
 
-    async def blocks(self, now: datetime) -> list[Block]:
+    async def _values(self, prefixes: tuple[str, ...]) -> list[bytes]:
+        """Live values of `baton_blocks` keys with these prefixes (one watcher pass: an expired entry,
+        whose TTL marker nats-py's `kv.get` would read as live, is skipped)."""
         kv = await _kv(self.js, BLOCKS)
         with bus_errors(f"listing {BLOCKS}"):
-            try:
-                keys = await kv.keys()
-            except nats.js.errors.NoKeysError:
-                return []
+            entries = await kvscan.scan(kv)
+        return [e.value for e in entries if e.key.startswith(prefixes) and e.value]
+
+    async def blocks(self, now: datetime) -> list[Block]:
         out = []
-        for key in keys:
-            if not key.startswith(("cluster.", "instance.")):
-                continue
-            with bus_errors(f"reading {BLOCKS}/{key}"), contextlib.suppress(ValidationError):
-                value = await _get(kv, key)
-                if value is None:
-                    continue
+        for value in await self._values(("cluster.", "instance.")):
+            with contextlib.suppress(ValidationError):
                 block = Block.model_validate_json(value)
                 if block.active(now):
                     out.append(block)
@@ -179,20 +177,10 @@ class KVControlState:
         await self.delete_deferred(block.key)
 
     async def deferred(self) -> list[Deferred]:
-        kv = await _kv(self.js, BLOCKS)
-        with bus_errors(f"listing {BLOCKS}"):
-            try:
-                keys = await kv.keys()
-            except nats.js.errors.NoKeysError:
-                return []
         out = []
-        for key in keys:
-            if not key.startswith("deferred."):
-                continue
-            with bus_errors(f"reading {BLOCKS}/{key}"), contextlib.suppress(ValidationError):
-                value = await _get(kv, key)
-                if value is not None:
-                    out.append(Deferred.model_validate_json(value))
+        for value in await self._values(("deferred.",)):
+            with contextlib.suppress(ValidationError):
+                out.append(Deferred.model_validate_json(value))
         return out
 
     async def put_deferred(self, item: Deferred) -> None:
