@@ -179,3 +179,42 @@ async def test_up_look_kill_the_master_and_watch_it_recover(
         await wait_until("Consul holding the new master", consul_holds_it, timeout=10)
         print(f"kill -9 → successful recovery visible in the API: {elapsed:.2f} s")
         assert elapsed < 10
+
+
+async def test_planned_and_forced_failovers_through_the_cli(baton_up: tuple[str, Path]) -> None:
+    """The operator's commands travel CLI → API → baton.cmd.recovery.* → the recovery leader → MySQL."""
+    api, state = baton_up
+    async with httpx.AsyncClient(base_url=api, timeout=5) as http:
+
+        async def whole_cluster() -> bool:
+            try:
+                r = await http.get("/api/clusters-info")
+            except httpx.TransportError:
+                return False
+            return r.status_code == 200 and any(c["CountInstances"] == 4 for c in r.json())
+
+        await wait_until("the sandbox discovered (4 instances)", whole_cluster, timeout=60)
+    master, _ = sandbox_master(state)
+    doc = json.loads((state / "sandbox" / "sandbox.json").read_text())
+    target = next(f"127.0.0.1:{n['port']}" for n in doc["nodes"] if n["name"] == "replica2")
+
+    refused = baton_cli(api, "graceful-master-takeover", "-a", master)  # 3 replicas: which one?
+    assert refused.returncode != 0 and "designate" in refused.stderr, refused
+
+    planned = baton_cli(api, "graceful-master-takeover", "-a", master, "-d", target)
+    assert planned.returncode == 0, planned.stderr
+    assert planned.stdout.strip() == target, planned.stdout  # the promoted key, as orchestrator-client
+    assert "write outage:" in planned.stderr, planned.stderr  # progress and the outage go to stderr
+
+    async def master_is(key: str) -> bool:
+        out = baton_cli(api, "topology", "-i", key)
+        lines = out.stdout.strip().splitlines()
+        return out.returncode == 0 and bool(lines) and lines[0].startswith(key) and ",rw," in lines[0]
+
+    await wait_until(f"{target} writable at the top of the tree", lambda: master_is(target), timeout=10)
+
+    forced = baton_cli(api, "force-master-failover", "-a", target)
+    assert forced.returncode == 0, forced.stderr
+    successor = forced.stdout.strip().splitlines()[-1]
+    assert successor != target and successor.startswith("127.0.0.1:"), forced.stdout
+    await wait_until(f"{successor} writable at the top of the tree", lambda: master_is(successor), timeout=10)
