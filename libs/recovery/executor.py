@@ -231,16 +231,21 @@ class MySQLExecutor:
                 return f"already replicating from {source}"
             fence.check()
             await stop_replication(conn)
-            fence.check()
-            await change_master_gtid(conn, source, self.repl)
-            fence.check()
-            await start_replication(conn)
+            await self._replicate_from(conn, source, fence)
             return None
 
         notes, errors = await self._each(spec.targets, action)
         result = self._result(spec, notes, errors)
         result.lost = {k: f"could not be repointed under {source}: {v}" for k, v in errors.items()}
         return result
+
+    async def _replicate_from(self, conn: MySQLConnection, source: InstanceKey, fence: Fence) -> None:
+        """Point a stopped replica at `source` by GTID and start it; the epoch is checked before each
+        statement (repoint and relocate share this)."""
+        fence.check()
+        await change_master_gtid(conn, source, self.repl)
+        fence.check()
+        await start_replication(conn)
 
     async def _wait_caught_up(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
         (successor,) = spec.targets
@@ -374,10 +379,7 @@ class MySQLExecutor:
                             )
                     waited = time.monotonic() - started
                     note = f"{source} had {position} (waited {waited:.3f}s)" if waited > 0.05 else None
-            fence.check()
-            await change_master_gtid(conn, source, self.repl)
-            fence.check()
-            await start_replication(conn)
+            await self._replicate_from(conn, source, fence)
             return note
 
         notes, errors = await self._each(spec.targets, action)
