@@ -6,4 +6,5 @@
 - `provision`  the streams and KV buckets of DESIGN §3, created or updated idempotently
 - `messages`   publish/decode pydantic models and Events with Nats-Msg-Id and trace context; consumers
 - `lease`      KV leases (leader, shards): acquire / renew / release, fencing epoch, LeaseKeeper
+- `kvread`     every live entry of a KV bucket, never a short answer (`scan`, `scan_and_watch`)
 """

@@ -29,10 +29,11 @@ from dataclasses import dataclass, replace
 import nats.js.errors
 from nats.js import JetStreamContext, api
 from nats.js.api import RawStreamMsg
-from nats.js.kv import KV_DEL, KV_MARKER_REASON, KV_OP, KV_PURGE
+from nats.js.kv import KV_DEL, KV_OP
 
 from libs.aio import cancel_and_wait, checkpoint
 from libs.bus.connection import bus_errors
+from libs.bus.kvread import is_tombstone
 from libs.errors import BusError, LeadershipLost
 
 log = logging.getLogger(__name__)
@@ -72,13 +73,9 @@ def _check_ttl(ttl_s: int) -> None:
 
 
 def _is_tombstone(msg: RawStreamMsg) -> bool:
-    """A delete/purge marker, or the server's marker for a key that expired (TTL / max age).
-
-    nats-py 2.16's `kv.get`/`kv.create` only know the `KV-Operation` header and mistake an expiry
-    marker (`Nats-Marker-Reason`) for a live value, so leases read the raw message themselves.
-    """
-    headers = msg.headers or {}
-    return headers.get(KV_OP) in (KV_DEL, KV_PURGE) or KV_MARKER_REASON in headers
+    """nats-py 2.16's `kv.get`/`kv.create` only know the `KV-Operation` header and mistake an expiry
+    marker (`Nats-Marker-Reason`) for a live value, so leases read the raw message themselves."""
+    return is_tombstone(msg.headers)
 
 
 async def _last(js: JetStreamContext, bucket: str, key: str) -> RawStreamMsg | None:

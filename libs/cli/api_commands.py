@@ -1,6 +1,7 @@
 """orchestrator-client's `-c` verbs as `baton <verb>`, talking to Baton's HTTP API.
 
     baton clusters                      baton topology -a mycluster
+    baton topology-tabulated -a mycluster
     baton instance -i db1:3306          baton which-master -i db2
     baton recover -i db1:3306           baton graceful-master-takeover -a mycluster -d db2:3306
     baton begin-downtime -i db3 --duration 30m --reason "disk swap"
@@ -78,11 +79,20 @@ def _lines(values: list[str]) -> None:
         out.print(value, markup=False)
 
 
+def _facts(line: str) -> list[str]:
+    """A tree line's facts (lag, status, version, rw/ro, ...), bracketed (`topology`) or in
+    `|`-separated columns (`topology-tabulated`)."""
+    match = _FACTS.search(line)
+    if match:
+        return match.group(1).split(",")
+    return [cell.strip() for cell in line.split("|")[1:]]
+
+
 def colour_tree(text: str) -> None:
-    """orchestrator's ascii tree, coloured by each instance's status (and writable masters bold)."""
+    """orchestrator's ascii tree (either layout), coloured by each instance's status (and writable
+    masters bold)."""
     for line in text.splitlines():
-        match = _FACTS.search(line)
-        facts = match.group(1).split(",") if match else []
+        facts = _facts(line)
         style = _STATUS_STYLE.get(facts[1], "") if len(facts) > 1 else ""
         if len(facts) > 3 and facts[3] == "rw":
             style = f"bold {style}".strip()
@@ -112,6 +122,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Draw a cluster's replication tree."""
         _run(api, as_json, lambda c: c.details(f"topology/{_target(alias, instance)}"), colour_tree)
+
+    @cmd("topology-tabulated")
+    def topology_tabulated(
+        alias: Alias = None, instance: OptInst = None, api: Api = DEFAULT_API, as_json: Json = False
+    ) -> None:
+        """Draw a cluster's replication tree with its facts in |-separated columns."""
+        _run(api, as_json, lambda c: c.details(f"topology-tabulated/{_target(alias, instance)}"), colour_tree)
 
     @cmd("instance")
     def instance_(instance: Inst, api: Api = DEFAULT_API, as_json: Json = False) -> None:
@@ -306,6 +323,13 @@ def register(app: typer.Typer) -> None:
         """Acknowledge every recovery."""
         _ack(api, as_json, "ack-all-recoveries", reason)
 
+    @cmd("submit-masters-to-kv-stores")
+    def submit_masters(alias: Alias = None, api: Api = DEFAULT_API, as_json: Json = False) -> None:
+        """Write every cluster's master (the cluster's with -a) to baton_masters and the KV stores."""
+        path = "submit-masters-to-kv-stores" + (f"/{_seg(alias)}" if alias else "")
+        show = lambda r: _lines([f"{p['Key']}:{p['Value']}" for p in r or []])  # noqa: E731
+        _run(api, as_json, lambda c: c.details(path), show)
+
     for verb in ("disable-global-recoveries", "enable-global-recoveries", "check-global-recoveries"):
 
         def switch(api: Api = DEFAULT_API, as_json: Json = False, verb: str = verb) -> None:
@@ -358,13 +382,23 @@ def register(app: typer.Typer) -> None:
         _run(api, as_json, lambda c: c.get("audit-failure-detection"), show)
 
     @cmd("blocked-recoveries")
-    def blocked(api: Api = DEFAULT_API, as_json: Json = False) -> None:
-        """Recoveries blocked by anti-flapping."""
+    def blocked(alias: Alias = None, api: Api = DEFAULT_API, as_json: Json = False) -> None:
+        """Automated recoveries refused by an anti-flapping block (of a cluster with -a), latest first."""
 
         def show(r: list[dict[str, Any]]) -> None:
-            _lines([f"{b['ClusterName']} {b['Analysis']} {_key(b['FailedInstanceKey'])}" for b in r])
+            for b in r:
+                by = b.get("BlockingRecoveryUID") or b.get("BlockingRecoveryId")
+                times = f" x{b['BlockedCount']}" if b.get("BlockedCount") else ""
+                until = f" until {b['BlockedUntil']}" if b.get("BlockedUntil") else ""
+                _lines(
+                    [
+                        f"{b['LastBlockedTimestamp']} {b['ClusterName']} {b['Analysis']} "
+                        f"{_key(b['FailedInstanceKey'])} blocked by {by}{times}{until}"
+                    ]
+                )
 
-        _run(api, as_json, lambda c: c.get("blocked-recoveries"), show)
+        path = f"blocked-recoveries/cluster/{_seg(alias)}" if alias else "blocked-recoveries"
+        _run(api, as_json, lambda c: c.get(path), show)
 
 
 def _seg(text: str) -> str:

@@ -65,6 +65,18 @@ class BatonKeys(ConfigSection):
     """How often the kvpublisher compares every cluster's Consul keys with baton_masters and repairs them."""
     BatonHookTimeoutSeconds: Seconds = 60.0
     """A hook still running after this long is killed (with its whole process group)."""
+    BatonRecoveryStatementTimeoutSeconds: float = Field(default=0.0, ge=0)
+    """Time limit of each MySQL statement the recovery leader sends (failover, takeover, old-master fencing,
+    manual operations): the client gives up after it and, where the server can enforce it, so does the
+    server (MariaDB `max_statement_time`, MySQL `MAX_EXECUTION_TIME` on SELECTs). It must be below the
+    recovery lease TTL (3 s), so that no statement runs on long after the lease is lost; the service refuses
+    to start otherwise. 0: half the lease TTL. Longer waits are sent in slices of at most 0.5 s."""
+    BatonPromoteReplicasWithErrantGTID: Literal["always", "last-resort", "never"] = "last-resort"
+    """May a replica with errant GTIDs (transactions the failed master never had) replace it? Errant
+    transactions never count as being ahead, whatever this says. `last-resort`: only when every clean
+    choice would lose more replicas; `always`: like any other replica (holding the same data, the
+    clean one still ranks first); `never`: it is neither promoted nor the two-step intermediate
+    (whose binlogs would hand them to the new master), even if no other replica can be."""
     BatonAuthTokens: list[AuthToken] = Field(default_factory=list)
     """API bearer tokens and their roles."""
     BatonTelemetryExporter: Literal["none", "console", "otlp", "prometheus"] = "none"

@@ -28,6 +28,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from libs.aio import cancel_and_wait
+from libs.bus import kvread
 from libs.bus.connection import bus_errors
 from libs.bus.provision import INSTANCES
 from libs.bus.subjects import kv_key
@@ -119,12 +120,9 @@ def _decode(value: bytes | None, kv_name: str) -> RegistryEntry | None:
 
 
 async def read_registry(js: JetStreamContext) -> dict[InstanceKey, RegistryEntry]:
-    """Every registered instance now (one consumer pass over the bucket)."""
-    kv = await _bucket(js)
+    """Every registered instance now (`kvread.scan`: never a short answer)."""
     out: dict[InstanceKey, RegistryEntry] = {}
-    with bus_errors(f"reading {INSTANCES}"):
-        entries = await kvscan.scan(kv)
-    for entry in entries:
+    for entry in await kvread.scan(js, INSTANCES):
         decoded = _decode(entry.value, entry.key)
         if decoded is not None:
             with contextlib.suppress(ValueError):
@@ -136,7 +134,8 @@ class Registry:
     """A live, in-memory copy of `baton_instances`.
 
     A KV watcher applies every change as it happens; every `resync_s` (and on `resync()`) the copy is
-    rebuilt from a fresh watcher, so a watcher silently lost in a broker restart heals by itself.
+    rebuilt from a fresh scan and watcher (`kvread.scan_and_watch`), so a watcher silently lost in a
+    broker restart heals by itself.
     `on_change()` is called (synchronously) after every applied change.
     """
 
@@ -191,12 +190,21 @@ class Registry:
                 await asyncio.sleep(1.0)
 
     async def _watch_once(self) -> None:
-        kv = await self.js.key_value(INSTANCES)
-        watcher = await kv.watchall()
+        self._kick.clear()
+        entries, watcher = await kvread.scan_and_watch(self.js, INSTANCES)
         fresh: dict[InstanceKey, RegistryEntry] = {}
         by_kv: dict[str, InstanceKey] = {}
-        initial = True
-        self._kick.clear()
+        revisions: dict[str, int] = {}  # kv key -> revision applied: the watcher's replay is no change
+        for item in entries:
+            revisions[item.key] = item.revision
+            decoded = _decode(item.value, item.key)
+            with contextlib.suppress(ValueError):
+                if decoded is not None:
+                    fresh[decoded.key] = decoded
+                    by_kv[item.key] = decoded.key
+        self.entries, self._by_kv = fresh, by_kv
+        self.ready.set()
+        self._changed()
         loop = asyncio.get_running_loop()
         until = loop.time() + self.resync_s
         try:
@@ -207,20 +215,18 @@ class Registry:
                     if loop.time() >= until:
                         return
                     continue
-                if update is None:  # end of the initial values
-                    if initial:
-                        initial = False
-                        self.entries, self._by_kv = fresh, by_kv
-                        self.ready.set()
-                        self._changed()
+                if update is None:  # the watcher's end-of-initial-values marker: the scan has them
                     continue
-                target = fresh if initial else self.entries
-                index = by_kv if initial else self._by_kv
                 if update.operation in (KV_DEL, KV_PURGE):
-                    gone = index.pop(update.key, None)
-                    if gone is not None:
-                        target.pop(gone, None)
+                    revisions.pop(update.key, None)
+                    gone = self._by_kv.pop(update.key, None)
+                    if gone is None:
+                        continue
+                    self.entries.pop(gone, None)
                 else:
+                    if revisions.get(update.key) == update.revision:
+                        continue  # already in the scan
+                    revisions[update.key] = int(update.revision or 0)
                     decoded = _decode(update.value, update.key)
                     if decoded is None:
                         continue
@@ -228,9 +234,8 @@ class Registry:
                         key = decoded.key
                     except ValueError:
                         continue
-                    target[key] = decoded
-                    index[update.key] = key
-                if not initial:
-                    self._changed()
+                    self.entries[key] = decoded
+                    self._by_kv[update.key] = key
+                self._changed()
         finally:
             await kvscan.stop(watcher)

@@ -31,6 +31,10 @@ from libs.models.instance import InstanceKey, PromotionRule
 
 RECOVERY_SERVICE = "recovery"
 GLOBAL_RECOVERIES_KEY = "recoveries"  # key in baton_settings
+# `baton.cmd.kvpublisher.reconcile`: every kvpublisher process (no queue group) compares every DC's
+# keys with baton_masters now and repairs the differences; it answers `{"node", "dcs"}` at once.
+KVPUBLISHER_SERVICE = "kvpublisher"
+KV_RECONCILE = "reconcile"
 
 
 class RecoveryVerb(StrEnum):
@@ -42,12 +46,19 @@ class RecoveryVerb(StrEnum):
     GRACEFUL_MASTER_TAKEOVER = "graceful-master-takeover"  # cluster (+ destination); old master stopped
     GRACEFUL_MASTER_TAKEOVER_AUTO = "graceful-master-takeover-auto"  # ... old master replicating
     ACK_RECOVERIES = "ack-recoveries"  # scope cluster | instance | all | uid, with a comment
-    BLOCKED_RECOVERIES = "blocked-recoveries"  # cluster optional: what anti-flapping blocks now
+    BLOCKED_RECOVERIES = "blocked-recoveries"  # cluster optional: automated recoveries blocks refuse now
+    # cluster optional: baton_masters holds each cluster's live master, then the kvpublishers reconcile;
+    # the reply's `details` is orchestrator's `[{"Key", "Value"}]` of the submitted masters
+    SUBMIT_MASTERS_TO_KV_STORES = "submit-masters-to-kv-stores"
 
     @property
     def reply_timeout_s(self) -> float:
         """How long the API waits for the reply: failovers take seconds (graceful: up to the lag limit)."""
-        return 5.0 if self in (RecoveryVerb.ACK_RECOVERIES, RecoveryVerb.BLOCKED_RECOVERIES) else 90.0
+        if self in (RecoveryVerb.ACK_RECOVERIES, RecoveryVerb.BLOCKED_RECOVERIES):
+            return 5.0
+        if self is RecoveryVerb.SUBMIT_MASTERS_TO_KV_STORES:
+            return 30.0  # a fresh probe of the clusters, the writes, the kvpublishers' answer
+        return 90.0
 
 
 class AckScope(StrEnum):
@@ -92,17 +103,22 @@ class CommandStatus(StrEnum):
 
 
 class BlockedRecovery(BaseModel):
-    """One anti-flapping block (orchestrator's `blocked-recoveries` entry, snake_cased)."""
+    """One automated recovery refused by an anti-flapping block (orchestrator's `blocked-recoveries`
+    entry, BlockedTopologyRecovery, snake_cased): the refused attempt, and the earlier recovery whose
+    block refused it. Refusals of the same failed instance and code by the same block are one entry."""
 
     model_config = ConfigDict(frozen=True)
 
-    cluster: str
+    cluster: str  # the refused attempt's cluster
     alias: str = ""
-    instance: InstanceKey | None = None
-    analysis: str = ""  # the code of the blocked recovery
-    blocking_uid: str = ""  # the recovery that set the block
-    blocked_at: datetime | None = None
-    blocked_until: datetime | None = None
+    instance: InstanceKey | None = None  # its failed instance
+    analysis: str = ""  # its analysis code
+    blocking_uid: str = ""  # the earlier recovery whose block refused it
+    first_blocked_at: datetime | None = None  # its first refusal
+    last_blocked_at: datetime | None = None  # its latest refusal (the leader retries every ~2 s)
+    count: int = 0  # refusals so far
+    blocked_until: datetime | None = None  # when the block ends unless acknowledged first
+    reason: str = ""  # the refusal as the skipped record says it
 
 
 class CommandReply(BaseModel):

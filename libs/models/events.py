@@ -47,8 +47,9 @@ class Event(BaseModel):
 class MasterRecord(BaseModel):
     """The value of `baton_masters/<cluster-token>`: who the master of a cluster is, under which epoch.
 
-    Written by the recovery leader (and by discovery for clusters with no recovery yet, epoch 0); read by
-    the kvpublisher, which refuses to replace a newer epoch's value with an older one.
+    Written by the recovery leader: by a recovery, and when it first sees a cluster with a live writable
+    master and no record (a seed: create-only, the leader's epoch, no recovery uid); read by the
+    kvpublisher, which refuses to replace a newer epoch's value with an older one.
     """
 
     model_config = ConfigDict(frozen=True)

@@ -5,17 +5,24 @@ nothing but server threads; probes of one instance are serialized by the slot's 
 failed at the transport level (client errno >= 2000, timeout, cancellation) is closed and re-opened by the
 next user, so a restarted server is picked up without anyone noticing. Server-side SQL errors (errno <
 2000) leave the connection in place.
+
+Before a pooled connection is handed out it is checked: one the event loop already knows is dead (closed,
+or the server closed or reset it while it sat idle: restart, KILL, wait_timeout) is re-opened, with no
+round trip; a pool built with `verify_idle_s` also pings one idle that long (a connection silently dropped
+by a firewall only shows on a round trip). `ConnectionPool.run` is the one retry rule: work that failed
+because the pooled connection was already dead runs once more on a fresh connection, when it is safe to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncmy  # type: ignore[import-untyped]
 from asyncmy.constants import CLIENT  # type: ignore[import-untyped]
@@ -26,10 +33,13 @@ from libs.models import InstanceKey
 from libs.mysql.dialect import Dialect, dialect_for
 
 CR_CONN_HOST_ERROR = 2003  # can't connect (refused, unreachable, connect timeout)
+CR_SERVER_GONE = 2006  # server has gone away (the connection was dead before the statement was sent)
 CR_SERVER_LOST = 2013  # lost connection during query (incl. read timeout)
 ER_ACCESS_DENIED = 1045
+STALE_CONNECTION_ERRORS = (CR_SERVER_GONE, CR_SERVER_LOST)
 
 Row = dict[str, Any]
+T = TypeVar("T")
 
 
 class Credentials(BaseModel):
@@ -66,6 +76,17 @@ class MySQLError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class NotSent(MySQLError):
+    """The statement never left the client: its connection was found dead just before sending. Safe to
+    send again on a fresh connection, even a write."""
+
+
+def is_stale(err: MySQLError) -> bool:
+    """A connection the server had dropped before it was used: 2006/2013 at once. A read timeout is
+    not one (it says the server is slow or gone, and retrying would cost the whole timeout again)."""
+    return err.code in STALE_CONNECTION_ERRORS and "timeout" not in err.message
 
 
 def one_line(text: str, secret: str = "") -> str:
@@ -111,6 +132,20 @@ class MySQLConnection:
         self.dialect = dialect
         self._secret = secret
         self.checkouts = 0  # how many times the pool handed it out; > 1 means it was reused
+        self.released_at = time.monotonic()  # when its last user gave it back to the pool
+
+    @property
+    def alive(self) -> bool:
+        """False when the connection is known to be dead without a round trip: closed on this side, or
+        the server closed or reset it (asyncmy's own check: transport closing, EOF or error received).
+        True says nothing about a peer that vanished silently: only a round trip tells (`ping`)."""
+        if not getattr(self.raw, "connected", True):
+            return False
+        return not getattr(self.raw, "_stream_broken", False)
+
+    async def ping(self) -> None:
+        """One COM_PING round trip (raises on a dead connection; never reconnects by itself)."""
+        await self.raw.ping(reconnect=False)
 
     async def execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
         """Run one statement; values in `params` are escaped by the driver, never interpolated."""
@@ -160,9 +195,14 @@ class ConnectionPool:
     Bound to the event loop that uses it (asyncmy connections are). `default_pool()` gives one per loop.
     """
 
-    def __init__(self, *, connect_timeout: float = 2.0, read_timeout: float = 10.0) -> None:
+    def __init__(
+        self, *, connect_timeout: float = 2.0, read_timeout: float = 10.0, verify_idle_s: float | None = None
+    ) -> None:
+        """`verify_idle_s`: a pooled connection idle at least this long is pinged (within `read_timeout`)
+        before it is handed out, and re-opened if the ping fails (action pools; probes retry instead)."""
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.verify_idle_s = verify_idle_s
         self._slots: dict[InstanceKey, _Slot] = {}
 
     def __len__(self) -> int:
@@ -196,24 +236,67 @@ class ConnectionPool:
     async def connection(self, key: InstanceKey, creds: Credentials) -> AsyncIterator[MySQLConnection]:
         """Hold the instance's connection (opening it if needed) for the duration of the block.
 
+        The pooled connection is checked first (see the module docstring) and re-opened if dead.
         Raises MySQLError on connect failure. Any transport-level failure inside the block discards the
         connection before re-raising, so the next user reconnects."""
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = _Slot()
         async with slot.lock:
-            if slot.conn is not None and slot.creds != creds:
+            if slot.conn is not None and (slot.creds != creds or not slot.conn.alive):
+                self._drop(slot)
+            if slot.conn is not None and not await self._verified(slot.conn):
                 self._drop(slot)
             if slot.conn is None:
                 slot.conn = await self._open(key, creds)
                 slot.creds = creds
-            slot.conn.checkouts += 1
+            conn = slot.conn
+            conn.checkouts += 1
             try:
-                yield slot.conn
+                yield conn
             except BaseException as exc:
                 if _is_transport_failure(exc):
                     self._drop(slot)
                 raise
+            finally:
+                conn.released_at = time.monotonic()
+
+    async def _verified(self, conn: MySQLConnection) -> bool:
+        """False when a connection idle for `verify_idle_s` or longer does not answer a ping."""
+        if self.verify_idle_s is None or time.monotonic() - conn.released_at < self.verify_idle_s:
+            return True
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                await conn.ping()
+        except Exception:  # noqa: BLE001 - any failure: the connection is not usable
+            return False
+        return True
+
+    async def run(
+        self,
+        key: InstanceKey,
+        creds: Credentials,
+        work: Callable[[MySQLConnection], Awaitable[T]],
+        *,
+        idempotent: bool = True,
+    ) -> T:
+        """Run `work` on the instance's connection; run it once more, on a fresh connection, when the
+        first attempt proved the connection dead and repeating cannot do harm:
+        - `NotSent` (nothing left the client): always, reads and writes alike;
+        - a reused connection failing at once with 2006/2013 (`is_stale`, not a timeout): only for
+          `idempotent` work (reads, probes). A write that failed so may have run: it is never repeated.
+        `work` must raise MySQLError (translated) for failures it wants judged here."""
+        for attempt in (1, 2):
+            reused = False
+            try:
+                async with self.connection(key, creds) as conn:
+                    reused = conn.checkouts > 1
+                    return await work(conn)
+            except MySQLError as exc:
+                again = isinstance(exc, NotSent) or (idempotent and reused and is_stale(exc))
+                if attempt == 2 or not again:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     @staticmethod
     def _drop(slot: _Slot) -> None:

@@ -189,6 +189,30 @@ class Dialect:
             )
         return sql, (master.host, port, user, password, retry, beat)
 
+    # --- server-side time limits -----------------------------------------------------------------
+    def time_limited(self, sql: str, seconds: float) -> str:
+        """`sql` carrying a server-side execution limit of `seconds`, where this server has one.
+
+        - MariaDB 10.1.2+: `SET STATEMENT max_statement_time=<s> FOR <sql>`. Accepted for every statement
+          Baton sends (SELECT, SHOW, SET GLOBAL, STOP/START SLAVE, CHANGE MASTER, RESET SLAVE ALL); the
+          server aborts the statement with 1969 where it waits in a killable way (a SELECT or
+          MASTER_GTID_WAIT, `SET GLOBAL read_only` waiting for a table lock), not everywhere (STOP SLAVE
+          waiting for the SQL thread runs on).
+        - MySQL 5.7.8+: the `MAX_EXECUTION_TIME(<ms>)` optimizer hint, which applies to read-only SELECT
+          statements only, so only a SELECT carries it.
+        - Otherwise, and for every other MySQL statement: unchanged (only the client timeout applies)."""
+        if seconds <= 0:
+            return sql
+        if self.is_mariadb:
+            if self.version < (10, 1, 2):
+                return sql
+            return f"SET STATEMENT max_statement_time={seconds:.3f} FOR {sql}"
+        head = sql.lstrip()
+        if self.version < (5, 7, 8) or head[:7].upper() != "SELECT ":
+            return sql
+        millis = max(1, round(seconds * 1000))
+        return f"SELECT /*+ MAX_EXECUTION_TIME({millis}) */ {head[7:]}"
+
 
 def dialect_for(version: str) -> Dialect:
     """The dialect of a server from its version string (handshake or `@@version`)."""

@@ -40,8 +40,6 @@ from libs.mysql.dialect import (
     normalize_semi_sync,
 )
 
-_STALE_CONNECTION_ERRORS = (2006, 2013)  # server gone away / lost connection
-
 # Names of the optional per-instance queries, in the order they are appended to the batch.
 _OPTIONAL = ("replication_lag", "data_center", "region", "cluster_alias", "promotion_rule")
 
@@ -232,20 +230,12 @@ async def probe(
     error: MySQLError | None = None
     try:
         async with asyncio.timeout(settings.connect_timeout + settings.read_timeout):
-            for attempt in (1, 2):
-                reused = False
-                try:
-                    async with pool.connection(key, creds) as conn:
-                        reused = conn.checkouts > 1
-                        fields, error, first_answered = await _probe_on(conn, key, settings)
-                    break
-                except MySQLError as exc:
-                    # A pooled connection the server dropped while idle (restart, KILL, wait_timeout)
-                    # fails at once with 2006/2013: that says nothing about the server, so retry once
-                    # on a fresh connection instead of reporting a false "unreachable".
-                    stale = exc.code in _STALE_CONNECTION_ERRORS and "timeout" not in exc.message
-                    if attempt == 2 or not reused or not stale:
-                        raise
+            # A pooled connection the server dropped while idle (restart, KILL, wait_timeout) fails at
+            # once with 2006/2013: that says nothing about the server, so the pool runs the (read-only)
+            # probe once more on a fresh connection instead of reporting a false "unreachable".
+            fields, error, first_answered = await pool.run(
+                key, creds, lambda conn: _probe_on(conn, key, settings), idempotent=True
+            )
     except Exception as exc:  # noqa: BLE001 - every failure becomes an unreachable snapshot
         error = translate(exc, secret=secret)
     latency_ms = (time.perf_counter() - started) * 1000.0

@@ -13,6 +13,8 @@
 - `leadership` campaign for `baton_leader/recovery`; `fence` the epoch check
 - `store`      open/latest records per cluster in KV `baton_recoveries` (resume after leader change)
 - `masters`, `downtime`, `events`  what a recovery writes to NATS
+- `seeding`    pure: which clusters baton_masters should hold a master for; `keeper` writes them
+               (the leader's seeding loop and `submit-masters-to-kv-stores`)
 - `old_master` fencing a failed master that comes back writable
 - `options`    Settings → rules, execution options, hooks, credentials
 """

@@ -106,6 +106,7 @@ class RecoveryRecord(BaseModel):
     skip_hooks: bool = False  # recover-lite
     designated: InstanceKey | None = None  # the operator's candidate / takeover target
     skip_code: str = ""  # when a gate refused it: filtered, blocked, downtimed, disabled, ...
+    blocked_by: str = ""  # skip_code `blocked`: the uid of the recovery whose block refused it
     epoch: int  # the epoch of the leader acting now
     epochs: list[int] = Field(default_factory=list)  # every epoch that acted on it, in order
     node: str = ""

@@ -1,6 +1,8 @@
-"""Carry out one `StepSpec` on MySQL, fenced: `fence.check()` precedes every statement that changes
-anything, and long waits check it between short slices, so a leader that lost the lease stops at once
-(only a statement already sent may still complete on the server).
+"""Carry out one `StepSpec` on MySQL, fenced to the last statement: every statement goes through a
+`FencedSession` (libs/mysql/fenced.py), which checks the fence immediately before sending it and bounds it
+by `ExecutionOptions.statement_timeout_s` (below the lease TTL); long waits are sent as slices of at most
+0.5 s. A leader that lost the lease stops at once: only a statement already sent may still complete on
+the server, within its time limit. The SQL itself lives in `libs.mysql.commands`.
 
 Per-target failures of a step over several instances are returned, not raised: a replica that cannot
 be repointed is lost (and recorded), the recovery goes on. A failure on a `required` target (the
@@ -19,26 +21,26 @@ from typing import Protocol
 from libs.errors import LeadershipLost, ReplicationCommandError
 from libs.models import InstanceKey, utcnow
 from libs.mysql.commands import (
+    applied_gtid_position,
+    binlog_gtid_position,
     change_master_gtid,
+    prepare_demoted_master,
+    read_only,
     replication_status,
     reset_replica_all,
     set_read_only,
     start_replication,
     stop_replication,
+    wait_gtid,
 )
-from libs.mysql.connection import ConnectionPool, Credentials, MySQLConnection, MySQLError
+from libs.mysql.connection import ConnectionPool, Credentials, MySQLError
+from libs.mysql.fenced import FencedSession
 from libs.recovery.audit import RecoveryRecord, StepOutcome
 from libs.recovery.downtime import DowntimeWriter, lost_downtime
 from libs.recovery.fence import Fence
-from libs.recovery.mysql_ops import (
-    applied_gtid_position,
-    binlog_gtid_position,
-    prepare_demoted_master,
-    wait_gtid_once,
-)
 from libs.recovery.steps import ExecutionOptions, StepKind, StepSpec
 
-_SLICE_S = 0.5  # longest blocking wait between two fence checks
+_SLICE_S = 0.5  # longest blocking wait between two fence checks (and below half the statement timeout)
 
 
 @dataclass
@@ -75,6 +77,7 @@ class MySQLExecutor:
     ) -> None:
         self.pool, self.creds, self.repl = pool, topology, replication
         self.options, self.downtime, self.clock = options, downtime, clock
+        self.slice_s = min(_SLICE_S, options.statement_timeout_s / 2)
 
     async def run(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
         handlers: dict[StepKind, Callable[[StepSpec, RecoveryRecord, Fence], Awaitable[StepResult]]] = {
@@ -95,8 +98,14 @@ class MySQLExecutor:
         return await handlers[spec.kind](spec, record, fence)
 
     # -- helpers -------------------------------------------------------------------------------------
+    def _session(self, key: InstanceKey, fence: Fence) -> FencedSession:
+        return FencedSession(self.pool, key, self.creds, fence, self.options.statement_timeout_s)
+
     async def _each(
-        self, targets: Iterable[InstanceKey], action: Callable[[MySQLConnection], Awaitable[str | None]]
+        self,
+        targets: Iterable[InstanceKey],
+        fence: Fence,
+        action: Callable[[FencedSession], Awaitable[str | None]],
     ) -> tuple[dict[InstanceKey, str], dict[InstanceKey, str]]:
         """Run `action` on every target in parallel (bounded). Returns ({target: note}, {target: error});
         LeadershipLost from any target cancels the others and propagates."""
@@ -107,8 +116,7 @@ class MySQLExecutor:
         async def one(key: InstanceKey) -> None:
             async with limit:
                 try:
-                    async with self.pool.connection(key, self.creds) as conn:
-                        note = await action(conn)
+                    note = await action(self._session(key, fence))
                 except LeadershipLost:
                     raise
                 except Exception as exc:  # noqa: BLE001 - recorded per target
@@ -146,32 +154,28 @@ class MySQLExecutor:
         MariaDB throws the relay log away when the SQL thread starts while both threads are stopped,
         and with it every transaction only this replica had received."""
 
-        async def action(conn: MySQLConnection) -> str | None:
-            status = await replication_status(conn)
+        async def action(s: FencedSession) -> str | None:
+            status = await replication_status(s)
             if status is None:
                 return "not a replica"
             note = None
             if not status.sql_running and not status.last_sql_errno:
-                fence.check()
-                await start_replication(conn, "SQL_THREAD")
+                await start_replication(s, "SQL_THREAD")
                 note = "SQL thread was stopped: started it to apply its relay log"
-            fence.check()
-            await stop_replication(conn, "IO_THREAD")
+            await stop_replication(s, "IO_THREAD")
             return note
 
-        notes, errors = await self._each(spec.targets, action)
+        notes, errors = await self._each(spec.targets, fence, action)
         return self._result(spec, notes, errors)
 
     async def _wait_applied(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
         (key,) = spec.targets
-        o = self.options
         try:
-            async with self.pool.connection(key, self.creds) as conn:
-                return await self._drain(conn, fence, o)
+            return await self._drain(self._session(key, fence), self.options)
         except (ReplicationCommandError, MySQLError) as exc:
             return StepResult(StepOutcome.FAILED, error=f"{key}: {_describe(exc)}")
 
-    async def _drain(self, conn: MySQLConnection, fence: Fence, o: ExecutionOptions) -> StepResult:
+    async def _drain(self, s: FencedSession, o: ExecutionOptions) -> StepResult:
         """Wait for the SQL thread to apply the relay log. With DelayMasterPromotionIfSQLThreadNotUpToDate
         wait as long as it progresses (up to `delay_max_s`); otherwise up to `apply_timeout_s`, then go on
         (orchestrator's behaviour: what was not applied is lost, and the audit says so)."""
@@ -180,10 +184,9 @@ class MySQLExecutor:
         last_pos: tuple[str, int] | None = None
         last_progress = started
         while True:
-            fence.check()
-            status = await replication_status(conn)
+            status = await replication_status(s)
             if status is None:
-                return StepResult(StepOutcome.SKIPPED, detail=f"{conn.key} is no longer a replica")
+                return StepResult(StepOutcome.SKIPPED, detail=f"{s.key} is no longer a replica")
             if status.relay_log_applied:
                 waited = time.monotonic() - started
                 return StepResult(StepOutcome.DONE, detail=f"relay log applied (waited {waited:.3f}s)")
@@ -192,10 +195,10 @@ class MySQLExecutor:
                     error = " ".join(status.last_sql_error.split())[:200]
                     return StepResult(
                         StepOutcome.FAILED,
-                        error=f"SQL thread of {conn.key} stopped [{status.last_sql_errno}]: {error}",
+                        error=f"SQL thread of {s.key} stopped [{status.last_sql_errno}]: {error}",
                     )
-                fence.check()  # stopped by hand after stop-io (MariaDB GTID: the relay log is gone)
-                await start_replication(conn, "SQL_THREAD")
+                # stopped by hand after stop-io (MariaDB GTID: the relay log is gone)
+                await start_replication(s, "SQL_THREAD")
             pos = (status.relay_master_log_file, status.exec_master_log_pos)
             now = time.monotonic()
             if pos != last_pos:
@@ -207,17 +210,17 @@ class MySQLExecutor:
             if o.delay_promotion and now - last_progress > o.delay_stall_s:
                 return StepResult(
                     StepOutcome.FAILED,
-                    error=f"{conn.key}: SQL thread made no progress for {o.delay_stall_s:g}s ({where})",
+                    error=f"{s.key}: SQL thread made no progress for {o.delay_stall_s:g}s ({where})",
                 )
             if now - started > limit:
                 if o.delay_promotion:
                     return StepResult(
-                        StepOutcome.FAILED, error=f"{conn.key}: relay log not applied in {limit:g}s ({where})"
+                        StepOutcome.FAILED, error=f"{s.key}: relay log not applied in {limit:g}s ({where})"
                     )
                 return StepResult(
                     StepOutcome.DONE,
                     detail=f"relay log not applied within {limit:g}s ({where}); promoting without it",
-                    errors={str(conn.key): f"relay log not fully applied ({where})"},
+                    errors={str(s.key): f"relay log not fully applied ({where})"},
                 )
             await asyncio.sleep(0.01 if now - started < 0.2 else 0.05)
 
@@ -225,82 +228,73 @@ class MySQLExecutor:
         source = spec.source
         assert source is not None
 
-        async def action(conn: MySQLConnection) -> str | None:
-            status = await replication_status(conn)
+        async def action(s: FencedSession) -> str | None:
+            status = await replication_status(s)
             if status is not None and status.master == source and status.replicating:
                 return f"already replicating from {source}"
-            fence.check()
-            await stop_replication(conn)
-            await self._replicate_from(conn, source, fence)
+            await stop_replication(s)
+            await self._replicate_from(s, source)
             return None
 
-        notes, errors = await self._each(spec.targets, action)
+        notes, errors = await self._each(spec.targets, fence, action)
         result = self._result(spec, notes, errors)
         result.lost = {k: f"could not be repointed under {source}: {v}" for k, v in errors.items()}
         return result
 
-    async def _replicate_from(self, conn: MySQLConnection, source: InstanceKey, fence: Fence) -> None:
-        """Point a stopped replica at `source` by GTID and start it; the epoch is checked before each
-        statement (repoint and relocate share this)."""
-        fence.check()
-        await change_master_gtid(conn, source, self.repl)
-        fence.check()
-        await start_replication(conn)
+    async def _replicate_from(self, s: FencedSession, source: InstanceKey) -> None:
+        """Point a stopped replica at `source` by GTID and start it (repoint and relocate share this);
+        each statement is fenced by the session."""
+        await change_master_gtid(s, source, self.repl)
+        await start_replication(s)
 
     async def _wait_caught_up(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
         (successor,) = spec.targets
         source = spec.source
         assert source is not None
         try:
-            async with self.pool.connection(source, self.creds) as conn:
-                position = await binlog_gtid_position(conn)
+            position = await binlog_gtid_position(self._session(source, fence))
             started = time.monotonic()
-            async with self.pool.connection(successor, self.creds) as conn:
-                if await replication_status(conn) is None:
-                    return StepResult(StepOutcome.SKIPPED, detail=f"{successor} is no longer a replica")
-                while True:
-                    fence.check()
-                    if await wait_gtid_once(conn, position, _SLICE_S):
-                        waited = time.monotonic() - started
-                        return StepResult(
-                            StepOutcome.DONE,
-                            detail=f"{successor} has {source}'s {position} (waited {waited:.3f}s)",
-                        )
-                    if time.monotonic() - started > self.options.catch_up_timeout_s:
-                        return StepResult(
-                            StepOutcome.FAILED,
-                            error=f"{successor} did not reach {source}'s {position} within "
-                            f"{self.options.catch_up_timeout_s:g}s",
-                        )
+            s = self._session(successor, fence)
+            if await replication_status(s) is None:
+                return StepResult(StepOutcome.SKIPPED, detail=f"{successor} is no longer a replica")
+            while True:
+                if await wait_gtid(s, position, self.slice_s):
+                    waited = time.monotonic() - started
+                    return StepResult(
+                        StepOutcome.DONE,
+                        detail=f"{successor} has {source}'s {position} (waited {waited:.3f}s)",
+                    )
+                if time.monotonic() - started > self.options.catch_up_timeout_s:
+                    return StepResult(
+                        StepOutcome.FAILED,
+                        error=f"{successor} did not reach {source}'s {position} within "
+                        f"{self.options.catch_up_timeout_s:g}s",
+                    )
         except (ReplicationCommandError, MySQLError) as exc:
             return StepResult(StepOutcome.FAILED, error=_describe(exc))
 
     async def _stop_replication(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
-        async def action(conn: MySQLConnection) -> str | None:
-            if await replication_status(conn) is None:
+        async def action(s: FencedSession) -> str | None:
+            if await replication_status(s) is None:
                 return "not a replica"
-            fence.check()
-            await stop_replication(conn)
+            await stop_replication(s)
             return None
 
-        notes, errors = await self._each(spec.targets, action)
+        notes, errors = await self._each(spec.targets, fence, action)
         return self._result(spec, notes, errors)
 
     async def _promote(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
         apply = self.options.apply_promotion
 
-        async def action(conn: MySQLConnection) -> str | None:
-            fence.check()
-            await stop_replication(conn)
+        async def action(s: FencedSession) -> str | None:
+            await stop_replication(s)
             if not apply:
                 return "replication stopped; ApplyMySQLPromotionAfterMasterFailover is off"
-            fence.check()
-            await reset_replica_all(conn)
-            fence.check()
-            await set_read_only(conn, False)
+            await reset_replica_all(s)
+            await set_read_only(s, False)
             return "writable"
 
-        notes, errors = await self._each(spec.targets, action)
+        notes, errors = await self._each(spec.targets, fence, action)
         return self._result(spec, notes, errors)
 
     async def _downtime_lost(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
@@ -325,14 +319,13 @@ class MySQLExecutor:
         return StepResult(StepOutcome.DONE, detail=detail, errors=errors)
 
     async def _detach_lost(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
-        async def action(conn: MySQLConnection) -> str | None:
-            if await replication_status(conn) is None:
+        async def action(s: FencedSession) -> str | None:
+            if await replication_status(s) is None:
                 return "not a replica"
-            fence.check()
-            await stop_replication(conn)
+            await stop_replication(s)
             return "replication stopped"
 
-        notes, errors = await self._each(spec.targets, action)
+        notes, errors = await self._each(spec.targets, fence, action)
         result = self._result(spec, notes, errors)
         result.outcome = StepOutcome.DONE
         return result
@@ -342,12 +335,11 @@ class MySQLExecutor:
         An unreachable one is noted, not fatal: it is fenced if it ever comes back (old_master.py)."""
         sro = self.options.super_read_only
 
-        async def action(conn: MySQLConnection) -> str | None:
-            fence.check()
-            await set_read_only(conn, True, super_read_only=sro)
+        async def action(s: FencedSession) -> str | None:
+            await set_read_only(s, True, super_read_only=sro)
             return "read_only set"
 
-        notes, errors = await self._each(spec.targets, action)
+        notes, errors = await self._each(spec.targets, fence, action)
         return StepResult(StepOutcome.DONE, detail="; ".join(f"{k}: {v}" for k, v in notes.items()),
                           errors={str(k): v for k, v in errors.items()})  # fmt: skip
 
@@ -360,29 +352,27 @@ class MySQLExecutor:
         assert source is not None
         timeout = self.options.catch_up_timeout_s
 
-        async def action(conn: MySQLConnection) -> str | None:
-            status = await replication_status(conn)
+        async def action(s: FencedSession) -> str | None:
+            status = await replication_status(s)
             if status is not None and status.master == source and status.replicating:
                 return f"already replicating from {source}"
-            fence.check()
-            await stop_replication(conn)
-            position = await applied_gtid_position(conn)
+            await stop_replication(s)
+            position = await applied_gtid_position(s)
             note = None
-            async with self.pool.connection(source, self.creds) as src:
-                if await replication_status(src) is not None:
-                    started = time.monotonic()
-                    while not await wait_gtid_once(src, position, _SLICE_S):
-                        fence.check()
-                        if time.monotonic() - started > timeout:
-                            raise ReplicationCommandError(
-                                f"{source} did not reach {conn.key}'s position {position} within {timeout:g}s"
-                            )
-                    waited = time.monotonic() - started
-                    note = f"{source} had {position} (waited {waited:.3f}s)" if waited > 0.05 else None
-            await self._replicate_from(conn, source, fence)
+            src = self._session(source, fence)
+            if await replication_status(src) is not None:
+                started = time.monotonic()
+                while not await wait_gtid(src, position, self.slice_s):
+                    if time.monotonic() - started > timeout:
+                        raise ReplicationCommandError(
+                            f"{source} did not reach {s.key}'s position {position} within {timeout:g}s"
+                        )
+                waited = time.monotonic() - started
+                note = f"{source} had {position} (waited {waited:.3f}s)" if waited > 0.05 else None
+            await self._replicate_from(s, source)
             return note
 
-        notes, errors = await self._each(spec.targets, action)
+        notes, errors = await self._each(spec.targets, fence, action)
         result = self._result(spec, notes, errors)
         result.lost = {k: f"could not be relocated under {source}: {v}" for k, v in errors.items()}
         if errors and len(errors) == len(spec.targets):
@@ -392,49 +382,38 @@ class MySQLExecutor:
 
     async def _switch(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
         """The write outage of a graceful takeover, kept as short as possible: both connections are open
-        before it starts; old master read_only → its binlog position → the successor has applied it
-        (MASTER_GTID_WAIT / WAIT_FOR_EXECUTED_GTID_SET) → STOP SLAVE, RESET SLAVE ALL, read_only=0 on the
-        successor. If the successor does not catch up within `takeover_wait_s` the old master is made
-        writable again and the step fails. Re-run after a leader change it is idempotent: a successor
-        that is no longer a replica was promoted already."""
+        (and checked) before it starts; old master read_only → its binlog position → the successor has
+        applied it (MASTER_GTID_WAIT / WAIT_FOR_EXECUTED_GTID_SET, in slices) → STOP SLAVE, RESET SLAVE
+        ALL, read_only=0 on the successor. If the successor does not catch up within `takeover_wait_s`
+        the old master is made writable again and the step fails. Re-run after a leader change it is
+        idempotent: a successor that is no longer a replica was promoted already."""
         (target,) = spec.targets
         old = spec.source
         assert old is not None
         o = self.options
+        oc, tc = self._session(old, fence), self._session(target, fence)
         try:
-            async with (
-                self.pool.connection(old, self.creds) as oc,
-                self.pool.connection(target, self.creds) as tc,
-            ):
-                if await replication_status(tc) is None:
-                    fence.check()
-                    await set_read_only(tc, False)
-                    return StepResult(StepOutcome.DONE, detail=f"{target} was already promoted")
-                rows = await oc.fetch("SELECT @@global.read_only AS r")
-                was_read_only = bool(rows and int(str(next(iter(rows[0].values())))))
-                fence.check()
-                started = time.monotonic()
-                await set_read_only(oc, True, super_read_only=o.super_read_only)
-                position = await binlog_gtid_position(oc)
-                while not await wait_gtid_once(tc, position, _SLICE_S):
-                    if time.monotonic() - started > o.takeover_wait_s:
-                        fence.check()
-                        if not was_read_only:
-                            await set_read_only(oc, False)
-                        return StepResult(
-                            StepOutcome.FAILED,
-                            error=f"{target} did not reach {old}'s {position} within {o.takeover_wait_s:g}s; "
-                            f"{old} is {'read-only as before' if was_read_only else 'writable again'}",
-                        )
-                    fence.check()
-                caught_up = time.monotonic()
-                fence.check()
-                await stop_replication(tc)
-                fence.check()
-                await reset_replica_all(tc)
-                fence.check()
+            if await replication_status(tc) is None:
                 await set_read_only(tc, False)
-                ended = time.monotonic()
+                return StepResult(StepOutcome.DONE, detail=f"{target} was already promoted")
+            was_read_only = await read_only(oc)
+            started = time.monotonic()
+            await set_read_only(oc, True, super_read_only=o.super_read_only)
+            position = await binlog_gtid_position(oc)
+            while not await wait_gtid(tc, position, self.slice_s):
+                if time.monotonic() - started > o.takeover_wait_s:
+                    if not was_read_only:
+                        await set_read_only(oc, False)
+                    return StepResult(
+                        StepOutcome.FAILED,
+                        error=f"{target} did not reach {old}'s {position} within {o.takeover_wait_s:g}s; "
+                        f"{old} is {'read-only as before' if was_read_only else 'writable again'}",
+                    )
+            caught_up = time.monotonic()
+            await stop_replication(tc)
+            await reset_replica_all(tc)
+            await set_read_only(tc, False)
+            ended = time.monotonic()
         except (ReplicationCommandError, MySQLError) as exc:
             return StepResult(StepOutcome.FAILED, error=_describe(exc))
         outage = round((ended - started) * 1000.0, 3)
@@ -447,27 +426,25 @@ class MySQLExecutor:
 
     async def _demote(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
         """The old master (read-only already) becomes a replica of the new one, resuming right after
-        its own last transaction; replication is started only when `spec.start_replication`."""
+        its own last transaction; replication is started only when `spec.start_replication`. One
+        statement per fence check (the session checks before each)."""
         source = spec.source
         assert source is not None
         start, sro = spec.start_replication, self.options.super_read_only
 
-        async def action(conn: MySQLConnection) -> str | None:
-            status = await replication_status(conn)
+        async def action(s: FencedSession) -> str | None:
+            status = await replication_status(s)
             if status is not None and status.master == source and (status.replicating or not start):
                 return f"already replicating from {source}"
-            fence.check()
             if status is not None:
-                await stop_replication(conn)
-            await set_read_only(conn, True, super_read_only=sro)
-            position = await prepare_demoted_master(conn)
-            fence.check()
-            await change_master_gtid(conn, source, self.repl)
+                await stop_replication(s)
+            await set_read_only(s, True, super_read_only=sro)
+            position = await prepare_demoted_master(s)
+            await change_master_gtid(s, source, self.repl)
             if not start:
                 return f"replicates from {source} once started (at {position or 'gtid_executed'})"
-            fence.check()
-            await start_replication(conn)
+            await start_replication(s)
             return f"replicates from {source} (from {position or 'gtid_executed'})"
 
-        notes, errors = await self._each(spec.targets, action)
+        notes, errors = await self._each(spec.targets, fence, action)
         return self._result(spec, notes, errors)

@@ -29,13 +29,16 @@ HANDLED_CODES = MASTER_FAILOVER_CODES | INTERMEDIATE_MASTER_CODES
 
 class Refusal(str):
     """A gate's reason with a short machine-readable `code` (filtered, blocked, downtimed, ...), kept in
-    the skipped record's `skip_code`. Plain strings are refusals too (code "")."""
+    the skipped record's `skip_code`, and `by`: the uid of the recovery behind the refusal (`blocked`:
+    the one whose anti-flapping block refused it), kept in `blocked_by`. Plain strings are refusals too
+    (code "")."""
 
     code: str
+    by: str
 
-    def __new__(cls, code: str, text: str) -> Refusal:
+    def __new__(cls, code: str, text: str, by: str = "") -> Refusal:
         refusal = super().__new__(cls, text)
-        refusal.code = code
+        refusal.code, refusal.by = code, by
         return refusal
 
 

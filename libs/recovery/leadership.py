@@ -3,9 +3,10 @@
 Every recovery process runs `Leadership.run(work)`: it tries to take the lease (first writer wins,
 per-message TTL), and once it has it, keeps it alive with a `LeaseKeeper` and runs `work(fence)` until
 the work returns, the lease is lost, or `stop()` is called. When the lease is lost the work task is
-cancelled at once (whatever MySQL statement is in flight may still finish on the server; nothing after
-it is sent) and the process goes back to campaigning. `stop()` lets the work finish its current
-recoveries (it is cancelled after `grace_s`) and releases the lease so a standby takes over at once.
+cancelled at once (whatever MySQL statement is in flight may still finish on the server, within its
+time limit, below the TTL; nothing after it is sent) and the process goes back to campaigning. `stop()`
+lets the work finish its current recoveries (it is cancelled after `grace_s`) and releases the lease so a
+standby takes over at once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from libs.recovery.fence import LeaseFence
 log = logging.getLogger(__name__)
 
 LEASE_KEY = "recovery"
+LEASE_TTL_S = 3  # seconds; every MySQL statement of the leader is limited to less (options.statement_timeout)
 Work = Callable[[LeaseFence], Coroutine[Any, Any, None]]
 
 
@@ -35,7 +37,7 @@ class Leadership:
         js: JetStreamContext,
         holder: str,
         *,
-        ttl_s: int = 3,
+        ttl_s: int = LEASE_TTL_S,
         bucket: str = LEADER,
         key: str = LEASE_KEY,
         poll_s: float = 0.25,

@@ -11,7 +11,10 @@
 - `ack-recoveries`: clears anti-flapping blocks and marks recoveries acknowledged (by cluster — alias
   or any of its instances —, instance, uid, or all; a comment is required), publishing
   `recovery.acknowledged` for each; then the deferred detections are tried again.
-- `blocked-recoveries`: the blocks in force.
+- `blocked-recoveries`: the automated recoveries refused by a block still in force (orchestrator's
+  blocked recoveries): each refused failed instance and code with the blocking recovery, its first and
+  latest refusal and how many, from the leader's deferred detections (retried every ~2 s, so the latest
+  refusal moves); an acknowledgement lifts the block and the retry that follows empties the list.
 The reply is sent once the recovery is over (the API waits up to `RecoveryVerb.reply_timeout_s`).
 """
 
@@ -19,16 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from libs.models import InstanceKey
 from libs.models.commands import AckScope, CommandReply, CommandRequest, CommandStatus, RecoveryAcknowledged
 from libs.recovery.audit import FORCE_MASTER_FAILOVER, GRACEFUL, Outcome, RecoveryRecord, new_record
-from libs.recovery.control import Block, ControlState
+from libs.recovery.control import Block, ControlState, Deferred, blocked_attempts
 from libs.recovery.events import AckPublisher
 from libs.recovery.fence import Fence
 from libs.recovery.gates import HANDLED_CODES
+from libs.recovery.keeper import MasterKeeper
 from libs.recovery.pipeline import RecoveryPipeline
 from libs.recovery.takeover import takeover_plan
 from libs.topology.analysis import Finding
@@ -68,6 +72,10 @@ class Operations:
     acks: AckPublisher
     run: Runner  # drives an admitted record to its end (the service tracks the task)
     retry: Retry | None = None  # re-admit detections deferred by a block, the switch or downtime
+    # the leader's deferred detections as they are now (their latest refusal moves in memory only);
+    # None: as last written to the control state
+    deferred: Callable[[], Iterable[Deferred]] | None = None
+    masters: MasterKeeper | None = None  # keeps baton_masters (submit-masters-to-kv-stores)
 
     # -- views ---------------------------------------------------------------------------------------
     def _views(self, extra: dict[InstanceKey, InstanceState] | None = None) -> list[ClusterView]:
@@ -112,10 +120,13 @@ class Operations:
 
     async def _fresh(self, keys: Sequence[InstanceKey], anchor: InstanceKey) -> ClusterView | None:
         """Probe `keys` now; the cluster view containing `anchor` over known + fresh states."""
+        return next((v for v in await self._fresh_views(keys) if v.get(anchor) is not None), None)
+
+    async def _fresh_views(self, keys: Sequence[InstanceKey]) -> list[ClusterView]:
+        """Probe `keys` now; every cluster view over known + fresh states."""
         fresh = await self.pipeline.c.probe(sorted(set(keys)))
         known = self.pipeline.c.known()
-        states = {k: fold(known.get(k), snap) for k, snap in fresh.items()}
-        return next((v for v in self._views(states) if v.get(anchor) is not None), None)
+        return self._views({k: fold(known.get(k), snap) for k, snap in fresh.items()})
 
     def _record(
         self, finding: Finding, req: CommandRequest, command: str
@@ -226,11 +237,8 @@ class Operations:
             return block.uid == req.uid
         if scope is AckScope.INSTANCE:
             return req.instance is not None and req.instance in (block.instance, block.successor)
-        return (
-            block.cluster == req.cluster
-            or bool(req.alias and block.alias == req.alias)
-            or block.instance in members
-            or (block.successor is not None and block.successor in members)
+        return _of_cluster(req, members, block.cluster, block.alias, block.instance) or (
+            block.successor is not None and block.successor in members
         )
 
     def _record_in_scope(
@@ -245,11 +253,7 @@ class Operations:
             return record.uid == req.uid
         if scope is AckScope.INSTANCE:
             return record.failed == req.instance
-        return (
-            record.cluster == req.cluster
-            or bool(req.alias and record.alias == req.alias)
-            or record.failed in members
-        )
+        return _of_cluster(req, members, record.cluster, record.alias, record.failed)
 
     async def ack(self, req: CommandRequest) -> CommandReply:
         comment = req.comment.strip()
@@ -283,12 +287,52 @@ class Operations:
 
     async def blocked(self, req: CommandRequest) -> CommandReply:
         blocks = await self.control.blocks(self.pipeline.c.clock())
+        deferred = self.deferred() if self.deferred is not None else await self.control.deferred()
+        attempts = blocked_attempts(deferred, blocks)
         if req.cluster or req.alias:
             members = self._members(req)
-            cluster_req = req.model_copy(update={"scope": AckScope.CLUSTER})
-            blocks = [b for b in blocks if self._block_in_scope(b, cluster_req, members)]
-        blocks.sort(key=lambda b: b.blocked_at)
-        return _reply(CommandStatus.OK, f"{len(blocks)} blocked", blocked=[b.as_blocked() for b in blocks])
+            attempts = [a for a in attempts if _of_cluster(req, members, a.cluster, a.alias, a.instance)]
+        return _reply(CommandStatus.OK, f"{len(attempts)} blocked", blocked=attempts)
+
+    # -- submit-masters-to-kv-stores -------------------------------------------------------------------
+    async def submit_masters(self, req: CommandRequest) -> CommandReply:
+        """baton_masters holds the live master of every cluster (or of the hinted one): created when
+        absent, replaced when it names a server that is no longer a live writable master; then every
+        kvpublisher reconciles. Details: orchestrator's `[{"Key", "Value"}]` of the submitted masters."""
+        keeper = self.masters
+        if keeper is None:
+            return _reply(CommandStatus.FAILED, f"{req.verb}: this leader does not keep baton_masters")
+        hint = req.cluster or req.alias
+        target: ClusterView | None = None
+        if hint:
+            target = self._cluster(req) or self._cluster(CommandRequest(verb=req.verb, alias=hint))
+            if target is None:
+                unknown = f"Unable to determine cluster name. clusterHint={hint}"  # orchestrator's words
+                return _reply(CommandStatus.NOT_FOUND, unknown)
+        scope = [target] if target is not None else self._views()
+        views = await self._fresh_views([s.key for v in scope for s in v.instances])
+        name = None
+        if target is not None:
+            anchor = target.masters[0].key if target.masters else target.instances[0].key
+            name = next((v.name for v in views if v.get(anchor) is not None), target.name)
+        done = await keeper.submit(views, self.fence, cluster=name, by=req.requested_by)
+        pairs = keeper.pairs(done)
+        submitted = f"Submitted {len(done.submitted)} masters"
+        if done.failed:
+            why = "; ".join(f"{d.view.name}: {error}" for d, error in done.failed)
+            return _reply(CommandStatus.FAILED, f"{submitted}; failed: {why}", details=pairs)
+        if name is not None and not done.submitted:
+            reason = done.skipped[0].reason if done.skipped else f"cluster {name} has no master"
+            return _reply(CommandStatus.REFUSED, f"{hint}: nothing submitted: {reason}")
+        return _reply(CommandStatus.OK, submitted, details=pairs)
+
+
+def _of_cluster(
+    req: CommandRequest, members: set[InstanceKey], cluster: str, alias: str, instance: InstanceKey | None
+) -> bool:
+    """Whether something of `cluster`/`alias` about `instance` belongs to the requested cluster: by name,
+    alias, or the instance being one of its `members` now."""
+    return cluster == req.cluster or bool(req.alias and alias == req.alias) or instance in members
 
 
 def _master_finding(view: ClusterView, master: InstanceKey, reason: str) -> Finding:

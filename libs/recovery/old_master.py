@@ -22,6 +22,7 @@ from libs.errors import LeadershipLost
 from libs.models import Flavor, InstanceKey, utcnow
 from libs.mysql import ConnectionPool, Credentials, ProbeSettings, probe
 from libs.mysql.commands import set_read_only
+from libs.mysql.fenced import FencedSession
 from libs.recovery.audit import Outcome, RecoveryKind, RecoveryRecord
 from libs.recovery.events import EventSink
 from libs.recovery.fence import Fence
@@ -50,8 +51,12 @@ class OldMasterFencer:
         watch_for: timedelta = timedelta(hours=24),
         clock: Callable[[], datetime] = utcnow,
         on_fenced: OnFenced | None = None,
+        statement_timeout_s: float = 1.5,
     ) -> None:
+        """`pool`: an action pool (libs.mysql.fenced.action_pool); `statement_timeout_s`: the limit of the
+        fencing statements, below the lease TTL (ExecutionOptions.statement_timeout_s)."""
         self.pool, self.creds, self.events = pool, creds, events
+        self.statement_timeout_s = statement_timeout_s
         self.on_fenced = on_fenced  # e.g. write fenced_at into the stored record (the audit)
         self.super_read_only, self.current_master = super_read_only, current_master
         self.watch_for, self.clock = watch_for, clock
@@ -100,11 +105,9 @@ class OldMasterFencer:
         needs_super = self.super_read_only and snap.flavor is Flavor.MYSQL
         if snap.read_only and (snap.super_read_only or not needs_super):
             return None
-        fence.check()
+        session = FencedSession(self.pool, key, self.creds, fence, self.statement_timeout_s)
         try:
-            async with self.pool.connection(key, self.creds) as conn:
-                fence.check()
-                await set_read_only(conn, True, super_read_only=self.super_read_only)
+            await set_read_only(session, True, super_read_only=self.super_read_only)  # fenced per statement
         except LeadershipLost:
             raise
         except Exception as exc:  # noqa: BLE001 - retried at the next check

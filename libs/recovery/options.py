@@ -3,6 +3,7 @@ options, hook runner, credentials. One place decides the mapping, so services an
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime, timedelta
 
@@ -10,13 +11,31 @@ from pydantic import ValidationError
 
 from libs.config import Settings
 from libs.config.derive import stale_after
+from libs.errors import ConfigError
 from libs.hooks import HookContext, HookKind, HookResult, run_hooks
-from libs.models import InstanceKey
+from libs.models import InstanceKey, PromotionRule
+from libs.recovery.leadership import LEASE_TTL_S
 from libs.recovery.steps import ExecutionOptions
 from libs.topology.plan import CandidateRules, RegisteredRule
 
+log = logging.getLogger(__name__)
+UNDECODABLE_RULE_TTL = timedelta(minutes=1)  # rules are read afresh for every plan
 
-def execution_options(settings: Settings) -> ExecutionOptions:
+
+def statement_timeout(settings: Settings, lease_ttl_s: float = LEASE_TTL_S) -> float:
+    """The time limit of each MySQL statement the recovery leader sends: BatonRecoveryStatementTimeoutSeconds,
+    or half the lease TTL when it is 0. Refused (ConfigError) unless below the TTL."""
+    configured = float(settings.BatonRecoveryStatementTimeoutSeconds)
+    value = configured or lease_ttl_s / 2
+    if value >= lease_ttl_s:
+        raise ConfigError(
+            f"BatonRecoveryStatementTimeoutSeconds: {configured:g} s is not below the recovery lease TTL "
+            f"({lease_ttl_s:g} s): a statement could complete after the lease was lost"
+        )
+    return value
+
+
+def execution_options(settings: Settings, lease_ttl_s: float = LEASE_TTL_S) -> ExecutionOptions:
     return ExecutionOptions(
         apply_promotion=settings.ApplyMySQLPromotionAfterMasterFailover,
         detach_lost=settings.DetachLostReplicasAfterMasterFailover,
@@ -27,6 +46,7 @@ def execution_options(settings: Settings) -> ExecutionOptions:
         delay_stall_s=float(settings.ReasonableReplicationLagSeconds) or 10.0,
         repoint_concurrency=settings.MaxConcurrentReplicaOperations,
         takeover_wait_s=float(settings.ReasonableMaintenanceReplicationLagSeconds) or 20.0,
+        statement_timeout_s=statement_timeout(settings, lease_ttl_s),
     )
 
 
@@ -42,21 +62,29 @@ def candidate_rules(
         delay_master_promotion_if_sql_thread_not_up_to_date=settings.DelayMasterPromotionIfSQLThreadNotUpToDate,
         stale_after=max(stale_after(settings), timedelta(seconds=15)),
         promotion_ignore_hostname_filters=tuple(settings.PromotionIgnoreHostnameFilters),
+        promote_errant=settings.BatonPromoteReplicasWithErrantGTID,
     )
 
 
 def parse_registered(entries: dict[str, bytes], now: datetime) -> dict[InstanceKey, RegisteredRule]:
     """`baton_candidates` entries (key `kv_key(host:port)`, value a RegisteredRule as JSON:
-    `{"rule": "prefer", "expires_at": ISO-8601}`) → unexpired rules. Bad entries are skipped."""
+    `{"rule": "prefer", "expires_at": ISO-8601}`) → unexpired rules. Fails closed: an instance whose
+    value cannot be decoded is `must_not` (its rule may have been one); a key that names no instance is
+    ignored. Both are logged as errors with the key."""
     from libs.bus.subjects import kv_key_decode
 
     out: dict[InstanceKey, RegisteredRule] = {}
     for key, value in entries.items():
         try:
-            rule = RegisteredRule.model_validate_json(value)
             instance = InstanceKey.parse(kv_key_decode(key))
-        except (ValidationError, ValueError):
+        except ValueError as exc:
+            log.error("baton_candidates/%s: the key names no instance, entry ignored: %s", key, exc)
             continue
+        try:
+            rule = RegisteredRule.model_validate_json(value)
+        except ValidationError as exc:
+            log.error("baton_candidates/%s: undecodable rule, %s counts as must_not: %s", key, instance, exc)
+            rule = RegisteredRule(rule=PromotionRule.MUST_NOT, expires_at=now + UNDECODABLE_RULE_TTL)
         if rule.expires_at > now:
             out[instance] = rule
     return out

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from libs.errors import LeadershipLost
 from libs.hooks import HookContext, HookKind, HookResult, failed
@@ -58,12 +58,22 @@ from libs.topology.view import ClusterView, InstanceState, fold, group_clusters
 
 log = logging.getLogger(__name__)
 
+DESIGNATED_RULE_TTL = timedelta(days=366)  # at least a calendar year, whatever the date
+
+
+def designated_rule_expiry(now: datetime) -> datetime:
+    """When the rules a designated candidate registers for its plan expire. Plain timedelta arithmetic:
+    `now.replace(year=now.year + 1)` raised on 29 February."""
+    return now + DESIGNATED_RULE_TTL
+
+
 ProbeFn = Callable[[Sequence[InstanceKey]], Awaitable[Mapping[InstanceKey, InstanceSnapshot]]]
 KnownFn = Callable[[], Mapping[InstanceKey, InstanceState]]
 AnalyzeFn = Callable[[ClusterView, datetime], list[Finding]]
 RulesFn = Callable[[], Awaitable[CandidateRules]]
 HookRunner = Callable[[HookKind, HookContext], Awaitable[list[HookResult]]]
 StepHook = Callable[[str, RecoveryRecord], Awaitable[None]]
+RefreshFn = Callable[[Sequence[InstanceKey]], Awaitable[object]]
 
 RECHECK, PLAN, PRE_HOOKS, PUBLISH, POST_HOOKS = (
     "recheck",
@@ -100,11 +110,15 @@ class Collaborators:
     policy: Policy = field(default_factory=Policy)
     control: ControlState | None = None  # where blocks are written (None: no anti-flapping)
     acknowledged: AckPublisher | None = None  # publishes acknowledgements (graceful takeovers ack themselves)
+    # fresh snapshots of the instances a recovery changed (probe-now through the probers), so every
+    # reader (API, analyzer) sees the new topology at once instead of at the next poll
+    refresh: RefreshFn | None = None
 
 
 class RecoveryPipeline:
     def __init__(self, collab: Collaborators, node: str) -> None:
         self.c, self.node = collab, node
+        self._refreshing: set[asyncio.Task[None]] = set()
 
     # -- entry points --------------------------------------------------------------------------------
     async def handle(self, detection: Detection, fence: Fence, *, command: str = "") -> RecoveryRecord:
@@ -143,6 +157,7 @@ class RecoveryPipeline:
                 record.skip_code = "busy"
         if reason is not None:
             record.skip_code = getattr(reason, "code", "") or record.skip_code
+            record.blocked_by = getattr(reason, "by", "")
             record.close(Outcome.SKIPPED, str(reason), c.clock())
             if reason != quiet_if:
                 log.info("recovery of %s on %s skipped: %s", record.code, record.failed, reason)
@@ -185,6 +200,8 @@ class RecoveryPipeline:
                 await self._execute(record, fence)
                 if record.kind is RecoveryKind.MASTER:
                     await self._publish(record, fence)
+                else:
+                    self._refresh(record)
                 await self._post_hooks(record, fence)
             self._close(record, Outcome.SUCCEEDED, self._summary(record))
         except (LeadershipLost, asyncio.CancelledError):
@@ -406,7 +423,7 @@ class RecoveryPipeline:
                 ok=False,
                 reason=f"designated {wanted} is not a replica of {record.failed}",
             )
-        until = now.replace(year=now.year + 1)
+        until = designated_rule_expiry(now)
         registered = dict(rules.registered)
         registered.update(
             {k: RegisteredRule(rule=PromotionRule.MUST_NOT, expires_at=until) for k in replicas}
@@ -511,11 +528,36 @@ class RecoveryPipeline:
             value = master_record(record.cluster, record.alias, record.successor, fence.epoch, record.uid)
             await self.c.masters(value)
             record.published_at = self.c.clock()
+            self._refresh(record)
             return StepResult(
                 StepOutcome.DONE, detail=f"{record.alias} -> {record.successor} (epoch {fence.epoch})"
             )
 
         await self._step(record, fence, PUBLISH, body)
+
+    def _refresh(self, record: RecoveryRecord) -> None:
+        """Ask for fresh probes of every instance the recovery touched, in the background: the change
+        is visible to the API and the analyzer within milliseconds, whatever the poll interval. Best
+        effort (the next poll shows it anyway) and never delays the recovery."""
+        refresh = self.c.refresh
+        if refresh is None:
+            return
+        keys = [record.failed, *record.participating]
+        if record.successor is not None:
+            keys.append(record.successor)
+        if record.plan is not None:
+            keys.extend(record.plan.replicas_to_repoint)
+        wanted = list(dict.fromkeys(keys))
+
+        async def run() -> None:
+            try:
+                await refresh(wanted)
+            except Exception as exc:  # noqa: BLE001 - best effort: the next poll shows the change
+                log.info("recovery %s: refresh of %d instances failed: %s", record.uid, len(wanted), exc)
+
+        task = asyncio.create_task(run(), name=f"refresh after {record.uid}")
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
 
     async def _post_hooks(self, record: RecoveryRecord, fence: Fence) -> None:
         kinds = {

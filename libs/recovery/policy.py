@@ -167,6 +167,7 @@ def policy_gates(policy: Policy, control: ControlState) -> tuple[Gate, ...]:
             f"blocked by recovery {block.uid} ({block.analysis} on {block.instance} of {block.alias}) "
             f"until {block.blocked_until.isoformat()} (RecoveryPeriodBlockSeconds); acknowledge it "
             "(ack-recoveries) to allow a new automated recovery",
+            by=block.uid,
         )
 
     return (

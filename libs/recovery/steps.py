@@ -88,6 +88,8 @@ class ExecutionOptions(BaseModel):
     catch_up_timeout_s: float = 60.0  # two-step: the successor catching up with the intermediate
     repoint_concurrency: int = 5  # MaxConcurrentReplicaOperations
     takeover_wait_s: float = 20.0  # ReasonableMaintenanceReplicationLagSeconds: graceful catch-up limit
+    statement_timeout_s: float = 1.5  # each MySQL statement's limit: BatonRecoveryStatementTimeoutSeconds,
+    # else half the lease TTL (options.statement_timeout), always below it
 
 
 def _keys(*groups: tuple[InstanceKey, ...] | list[InstanceKey]) -> tuple[InstanceKey, ...]:

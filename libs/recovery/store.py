@@ -13,7 +13,6 @@ The bucket is provisioned with the others by `libs.bus.provision.provision`.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import Protocol
 
@@ -21,6 +20,7 @@ import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
+from libs.bus import kvread
 from libs.bus.connection import bus_errors
 from libs.bus.provision import RECOVERIES
 from libs.bus.subjects import kv_key
@@ -146,25 +146,15 @@ class KVRecordStore:
         return None
 
     async def latest_records(self) -> list[RecoveryRecord]:
-        """The latest record of every cluster, open or closed."""
-        kv = await self._kv()
-        with bus_errors(f"listing {RECOVERIES}"):
-            try:
-                keys = await kv.keys()
-            except nats.js.errors.NoKeysError:
-                return []
+        """The latest record of every cluster, open or closed (`kvread.scan`: a short answer would
+        make a new leader forget an open recovery)."""
         out = []
-        for key in keys:
-            with (
-                bus_errors(f"reading {RECOVERIES}/{key}"),
-                contextlib.suppress(nats.js.errors.KeyNotFoundError),
-            ):
-                entry = await kv.get(key)
-                if entry.value is None:
-                    continue
-                record = RecoveryRecord.model_validate_json(entry.value)
-                self._revisions[record.uid] = int(entry.revision or 0)
-                out.append(record)
+        for entry in await kvread.scan(self.js, RECOVERIES):
+            if not entry.value:
+                continue
+            record = RecoveryRecord.model_validate_json(entry.value)
+            self._revisions[record.uid] = entry.revision
+            out.append(record)
         return out
 
 

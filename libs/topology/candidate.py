@@ -3,8 +3,12 @@
 The goal, in order: lose as few replicas (and so as few transactions) as possible, never promote a
 server that cannot stay master, then honour preferences (promotion rule, format, data center). Data
 comes first because a replica that is ahead of the new master holds transactions the cluster would
-silently drop; that is why the most up-to-date replica may serve as a two-step *intermediate* when it
+silently drop; that is why the replica holding the most may serve as a two-step *intermediate* when it
 is not fit to stay master itself: the successor catches up from its binary logs, so nothing is lost.
+
+"Ahead" is about what a replica *holds* (`holdings.py`): what it applied plus what it received and has
+yet to apply, from its upstream only — errant transactions never count as progress. Broken replicas
+(SQL thread error, IO error other than losing the dead master) are never candidates.
 
 Every replica that is not chosen gets a sentence saying why, for the audit and the API.
 No I/O and no clock reads: `now` is passed in.
@@ -13,12 +17,26 @@ No I/O and no clock reads: `now` is passed in.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from libs.models import Flavor, InstanceKey, InstanceSnapshot, PromotionRule
-from libs.topology.gtid import GtidSet, gtid_compare, more_up_to_date
-from libs.topology.plan import CandidateRules, Plan, ReplicaReason
+from libs.topology.context import is_connect_error
+from libs.topology.errant import ErrantGtid
+from libs.topology.holdings import (
+    Coordinates,
+    Holding,
+    ahead_on_applied,
+    compare_applied,
+    compare_held,
+    holding,
+    holds,
+    judged_errant,
+    rank,
+    sql_error,
+)
+from libs.topology.plan import CandidateRules, DrainState, Plan, ReplicaReason
 from libs.topology.view import ClusterView, InstanceState
 
 _RULE_RANK = {
@@ -40,19 +58,44 @@ def effective_rule(state: InstanceState, rules: CandidateRules, now: datetime) -
     return state.info.promotion_rule
 
 
+def why_broken(info: InstanceSnapshot) -> str | None:
+    """Why this replica's replication is broken, or None: its SQL thread stopped with an error (it
+    cannot apply what it received), or its IO thread failed for another reason than losing its master
+    (`is_connect_error`: refused, unknown host, lost connection — what a dead master causes)."""
+    replication = info.replication
+    if replication is None:
+        return None
+    error = sql_error(info)
+    if error is not None:
+        return f"{info.key} has a broken SQL thread (error {error}): it cannot apply what it received"
+    if (replication.last_io_errno or replication.last_io_error) and not is_connect_error(replication):
+        text = replication.last_io_error or "no message"
+        return f"{info.key} has a broken IO thread (error {replication.last_io_errno}: {text})"
+    return None
+
+
 def why_not_promotable(
-    state: InstanceState, failed_master_info: InstanceSnapshot | None, rules: CandidateRules, now: datetime
+    state: InstanceState,
+    failed_master_info: InstanceSnapshot | None,
+    rules: CandidateRules,
+    now: datetime,
+    *,
+    errant: str | None = None,
 ) -> str | None:
     """Why this replica can never be the *final* master, or None if it may be.
 
     - unreachable or stale: we cannot act on it, nor trust what we know of it;
+    - broken replication (`why_broken`): a replica that cannot apply, or whose IO thread failed for
+      another reason than the master's death, may be missing or misapplying anything;
     - `must_not`, or a host matching PromotionIgnoreHostnameFilters: the operator said so;
     - no binary logs: no replica could follow it;
     - `log_slave_updates` off: its binary logs lack what it replicated, so replicas behind it cannot
       catch up from it (GTID auto-positioning would ask for transactions its binlogs never had);
     - SQL_Delay > 0: it is hours behind by design; promoting it silently drops that much data;
     - other data center / region while the Prevent… option is on: clients and latency budgets are
-      built around the master's location.
+      built around the master's location;
+    - errant GTIDs while BatonPromoteReplicasWithErrantGTID is `never` (`errant`: the set if already
+      known, else judged against the failed master alone).
     Relative flaws (versions, formats, lost replicas) depend on the siblings: see `choose_candidate`.
     """
     key, probe, info = state.key, state.last_probe, state.info
@@ -63,6 +106,9 @@ def why_not_promotable(
         return (
             f"{key} was last probed {age:.0f} s ago (stale after {rules.stale_after.total_seconds():.0f} s)"
         )
+    broken = why_broken(info)
+    if broken is not None:
+        return broken
     rule = effective_rule(state, rules, now)
     if rule is PromotionRule.MUST_NOT:
         return f"{key} has promotion rule must_not"
@@ -89,7 +135,16 @@ def why_not_promotable(
             f"{key} is in region {info.region or '(none)'}, failed master in "
             f"{master_region or '(none)'} and PreventCrossRegionMasterFailover is on"
         )
+    if rules.promote_errant == "never":
+        if errant is None and failed_master_info is not None:
+            errant = judged_errant(info, failed_master_info, (failed_master_info,))
+        if errant:
+            return _errant_refused(key, errant)
     return None
+
+
+def _errant_refused(key: InstanceKey, errant: str) -> str:
+    return f"{key} has errant GTIDs {errant} and BatonPromoteReplicasWithErrantGTID is never"
 
 
 def _version(info: InstanceSnapshot) -> tuple[int, ...] | None:
@@ -134,89 +189,24 @@ def can_replicate_from(replica: InstanceSnapshot, source: InstanceSnapshot) -> s
     return None
 
 
-# -- how up to date a replica is ---------------------------------------------------------------------
-# (kept here until gtid.py grows snapshot-level helpers; only the string arithmetic lives there)
-
-
-def _executed(info: InstanceSnapshot) -> str:
-    """What the replica has applied. MariaDB: `gtid_slave_pos`, which counts only replicated
-    transactions (`gtid_current_pos` would rank a replica's own errant writes as progress)."""
-    if info.flavor is Flavor.MARIADB:
-        return info.gtid_slave_pos or info.gtid_current_pos
-    return info.gtid_executed or (info.replication.executed_gtid_set if info.replication else "")
-
-
-def _received(info: InstanceSnapshot) -> str:
-    """What the replica will have applied once its relay log is drained."""
-    replication = info.replication
-    if replication is None:
-        return ""
-    if info.flavor is Flavor.MARIADB:
-        return replication.gtid_io_pos
-    try:
-        return str(GtidSet.parse(_executed(info)) | GtidSet.parse(replication.retrieved_gtid_set))
-    except ValueError:
-        return ""
-
-
-def _coordinates_cmp(a: InstanceSnapshot, b: InstanceSnapshot) -> int:
-    """Executed coordinates in the shared master's binlog; 0 when they are not comparable."""
-    ra, rb = a.replication, b.replication
-    if ra is None or rb is None or ra.master != rb.master or not ra.relay_master_log_file:
-        return 0
-    left = (ra.relay_master_log_file, ra.exec_master_log_pos)
-    right = (rb.relay_master_log_file, rb.exec_master_log_pos)
-    return (left > right) - (left < right)
-
-
-def _gtid_cmp(a: str, b: str, flavor: Flavor | None) -> tuple[bool, int | None]:
-    """(True, `gtid_compare`), or (False, 0) when GTIDs cannot tell: mixed flavors, no positions,
-    unparsable text."""
-    if flavor is None or not (a or b):
-        return False, 0
-    try:
-        return True, gtid_compare(a, b, flavor)
-    except ValueError:
-        return False, 0
+# -- how up to date a replica is (see holdings.py) -----------------------------------------------------
 
 
 def compare_progress(a: InstanceSnapshot, b: InstanceSnapshot) -> int | None:
     """1: `a` has applied everything `b` has and more; -1: the reverse; 0: level; None: diverged
     (each has transactions the other lacks). GTIDs when both share a flavor, else coordinates."""
-    known, cmp = _gtid_cmp(_executed(a), _executed(b), a.flavor if a.flavor is b.flavor else None)
-    return cmp if known else _coordinates_cmp(a, b)
+    return compare_applied(holding(a), holding(b))
 
 
 def covers(source: InstanceSnapshot, replica: InstanceSnapshot) -> bool:
-    """Can `replica` be repointed under `source` without having transactions `source` lacks?"""
-    return compare_progress(source, replica) in (0, 1)
-
-
-def _beats(a: InstanceSnapshot, b: InstanceSnapshot) -> bool:
-    """Strictly more up to date: applied more; if level, received more (its relay log will add it);
-    if still level, further in the shared master's binlog. Diverged positions compare by volume."""
-    cmp = compare_progress(a, b)
-    if cmp is None:
-        flavor = a.flavor or Flavor.MYSQL
-        try:
-            return more_up_to_date(_executed(a), _executed(b), flavor)
-        except ValueError:
-            return False
-    if cmp != 0:
-        return cmp == 1
-    _, received = _gtid_cmp(_received(a), _received(b), a.flavor if a.flavor is b.flavor else None)
-    if received:  # None (diverged relay logs) and 0 tell nothing
-        return received == 1
-    return _coordinates_cmp(a, b) == 1
+    """Can `replica` be repointed under `source` without having transactions `source` will lack? What
+    `source` holds (applied + received) against what `replica` may have applied by then."""
+    return holds(holding(source), holding(replica))
 
 
 def progress_rank(infos: list[InstanceSnapshot]) -> dict[InstanceKey, int]:
-    """0 for the most up to date, higher further behind; level replicas share a rank. A round robin
-    of `_beats` (rank = wins of the best minus own wins) stays a total, deterministic order even when
-    positions have diverged and the pairwise relation stops being transitive."""
-    wins = {i.key: sum(_beats(i, other) for other in infos) for i in infos}
-    best = max(wins.values(), default=0)
-    return {key: best - n for key, n in wins.items()}
+    """0 for the replicas holding the most, higher further behind; level replicas share a rank."""
+    return rank([holding(i) for i in infos])
 
 
 # -- choosing -------------------------------------------------------------------------------------------
@@ -231,6 +221,7 @@ class _Option:
     keep: tuple[InstanceKey, ...]
     lost: tuple[ReplicaReason, ...]
     downgrade: str | None
+    tainted_by: InstanceKey | None  # the successor or intermediate whose errant GTIDs it would carry
     score: tuple[object, ...]
 
 
@@ -247,90 +238,151 @@ def _downgrade(successor: InstanceSnapshot, followers: list[InstanceSnapshot]) -
     return f"{successor.key} logs {successor.binlog_format.upper()} and would downgrade {best} replicas to it"
 
 
+def _chain(view: ClusterView, failed_master: InstanceKey) -> tuple[InstanceSnapshot, ...]:
+    """The failed master and the servers above it: the upstream whose transactions are not errant."""
+    chain: list[InstanceSnapshot] = []
+    seen: set[InstanceKey] = set()
+    state = view.get(failed_master)
+    while state is not None and state.key not in seen:
+        seen.add(state.key)
+        chain.append(state.info)
+        state = view.get(state.master_key) if state.master_key is not None else None
+    return tuple(chain)
+
+
+def _where(gtid: str | None, at: Coordinates | None) -> str:
+    if gtid:
+        return gtid
+    return f"{at[0]}:{at[1]}" if at else "nothing known"
+
+
 class _Chooser:
     """Scores every (successor, intermediate?) option. The score, lowest best, says what matters most:
 
     1. replicas lost (a lost replica is lost data or lost capacity; this is also how version mixes are
        decided: promote the version that keeps the most replicas);
-    2. no RBR→SBR downgrade; 3. promotion rule; 4. the failed master's data center, 5. region;
-    6. not downtimed; 7. one step rather than two (faster); 8. most up-to-date data, 9. successor;
-    10. older major version (it can serve more servers); 11. address (determinism).
+    2. with BatonPromoteReplicasWithErrantGTID = last-resort: no errant GTIDs on the successor or the
+       intermediate (which would hand them to it);
+    3. no RBR→SBR downgrade; 4. promotion rule; 5. the failed master's data center, 6. region;
+    7. not downtimed; 8. one step rather than two (faster); 9. most data held (`holdings.rank`: errant
+    transactions never count, a clean replica ranks ahead of an errant one holding the same), 10. by the
+    successor; 11. older major version (it can serve more servers); 12. address (determinism).
     """
 
     def __init__(
-        self, view: ClusterView, failed_master: InstanceKey, rules: CandidateRules, now: datetime
+        self,
+        view: ClusterView,
+        failed_master: InstanceKey,
+        rules: CandidateRules,
+        now: datetime,
+        tried: Mapping[InstanceKey, str],
     ) -> None:
         failed = view.get(failed_master)
         self.failed_info = failed.info if failed is not None else None
         self.rules, self.now = rules, now
         self.replicas = view.replicas_of(failed_master)
         self.by_key = {s.key: s for s in self.replicas}
-        self.blocked = {s.key: why_not_promotable(s, self.failed_info, rules, now) for s in self.replicas}
+        chain = _chain(view, failed_master)
+        self.holding = {s.key: holding(s.info, self.failed_info, chain) for s in self.replicas}
         self.valid = [s for s in self.replicas if s.is_valid(now, rules.stale_after)]
-        self.position = progress_rank([s.info for s in self.valid])
-        self._valid_ids = {id(s) for s in self.valid}
-        self._cmps: dict[tuple[int, int], int | None] = {}
+        self._valid_keys = {s.key for s in self.valid}
+        self.blocked: dict[InstanceKey, str | None] = {}
+        self.no_intermediate: dict[InstanceKey, str | None] = {}
+        for s in self.replicas:
+            errant = self.holding[s.key].errant
+            failed_before = s.key in tried and s.key in self._valid_keys
+            why = why_not_promotable(s, self.failed_info, rules, now, errant=errant)
+            if failed_before:
+                why = f"{s.key} failed as a candidate in this recovery: {tried[s.key]}"
+            self.blocked[s.key] = why
+            self.no_intermediate[s.key] = why if failed_before else self._why_not_intermediate(s, errant)
+        self.position = rank([self.holding[s.key] for s in self.valid])
+        self._cmps: dict[tuple[InstanceKey, InstanceKey], int | None] = {}
         self._follows: dict[tuple[int, int], str | None] = {}
 
-    def _cmp(self, a: InstanceSnapshot, b: InstanceSnapshot) -> int | None:
-        """`compare_progress`, memoised: options compare the same pairs many times over."""
-        pair = (id(a), id(b))  # snapshots live as long as the chooser; pydantic hashing is slow
-        if pair not in self._cmps:
-            self._cmps[pair] = cmp = compare_progress(a, b)
-            self._cmps[(id(b), id(a))] = None if cmp is None else -cmp
-        return self._cmps[pair]
+    def _why_not_intermediate(self, state: InstanceState, errant: str) -> str | None:
+        """An intermediate serves the successor from its binary logs and is never made writable, so a
+        must_not, delayed or other-DC replica may serve. Not one without binlogs of what it replicated,
+        a broken one, nor one with errant GTIDs under `never` (its binlogs would hand them over)."""
+        info = state.info
+        if not info.log_bin:
+            return f"{state.key} has no binary logs"
+        if not info.log_slave_updates:
+            return f"{state.key} has log_slave_updates off"
+        broken = why_broken(info)
+        if broken is not None:
+            return broken
+        if errant and self.rules.promote_errant == "never":
+            return _errant_refused(state.key, errant)
+        return None
+
+    def _cmp(self, a: InstanceKey, b: InstanceKey) -> int | None:
+        """`compare_held`, memoised: options compare the same pairs many times over."""
+        if (a, b) not in self._cmps:
+            self._cmps[(a, b)] = cmp = compare_held(self.holding[a], self.holding[b])
+            self._cmps[(b, a)] = None if cmp is None else -cmp
+        return self._cmps[(a, b)]
 
     def _follow(self, replica: InstanceSnapshot, source: InstanceSnapshot) -> str | None:
-        pair = (id(replica), id(source))
+        pair = (id(replica), id(source))  # snapshots live as long as the chooser; pydantic hashing is slow
         if pair not in self._follows:
             self._follows[pair] = can_replicate_from(replica, source)
         return self._follows[pair]
 
-    def _covers(self, source: InstanceSnapshot, replica: InstanceSnapshot) -> bool:
-        return self._cmp(source, replica) in (0, 1)
-
     def options(self) -> list[_Option]:
-        """All options worth scoring, best first. An intermediate must be strictly ahead of the
-        successor, hold everything it applied in its binlogs (log_bin + log_slave_updates), and be
-        followable by it. Only successors behind someone need one, and of the fitting intermediates
-        only those no other fitting one covers (a covered one can only save fewer replicas)."""
+        """All options worth scoring, best first. An intermediate must hold strictly more than the
+        successor, hold everything it applied in its binlogs (log_bin + log_slave_updates), not be broken,
+        and be followable by it. Only successors behind someone need one, and of the fitting intermediates
+        only those no other fitting one is ahead of (a covered one can only save fewer replicas)."""
         out = []
         for successor in self.valid:
             if self.blocked[successor.key] is not None:
                 continue
             out.append(self._option(successor, None))
-            target = successor.info
-            if all(self._covers(target, other.info) for other in self.valid):
+            target = successor.key
+            if all(self._cmp(target, other.key) in (0, 1) for other in self.valid):
                 continue
             fitting = [
-                mid.info
+                mid.key
                 for mid in self.valid
-                if mid.info.log_bin
-                and mid.info.log_slave_updates
-                and self._cmp(mid.info, target) == 1
-                and self._follow(target, mid.info) is None
+                if self.no_intermediate[mid.key] is None
+                and self._cmp(mid.key, target) == 1
+                and self._follow(successor.info, mid.info) is None
             ]
-            # level intermediates cover the same replicas: keep one, preferably one that can follow
-            fitting.sort(key=lambda m: (self._follow(m, target) is not None, m.key.host, m.key.port))
-            chosen: list[InstanceSnapshot] = []
+            # level intermediates cover the same replicas: keep one, preferably clean and followable
+            fitting.sort(
+                key=lambda m: (
+                    bool(self.holding[m].errant),
+                    self._follow(self.by_key[m].info, successor.info) is not None,
+                    m.host,
+                    m.port,
+                )
+            )
+            chosen: list[InstanceKey] = []
             for mid in fitting:
                 if not any(self._cmp(o, mid) == 1 for o in fitting) and all(
                     self._cmp(c, mid) != 0 for c in chosen
                 ):
                     chosen.append(mid)
-            out.extend(self._option(successor, self.by_key[mid.key]) for mid in chosen)
+            out.extend(self._option(successor, self.by_key[mid]) for mid in chosen)
         return sorted(out, key=lambda o: o.score)
 
-    def _lost_reason(self, replica: InstanceState, successor: InstanceState, data: InstanceSnapshot) -> str:
-        if id(replica) not in self._valid_ids:
+    def _lost_reason(self, replica: InstanceState, successor: InstanceState, data: Holding) -> str:
+        if replica.key not in self._valid_keys:
             return f"{self.blocked[replica.key]}; it cannot be repointed now"
         why = self._follow(replica.info, successor.info)
-        if why is None and not self._covers(data, replica.info):
-            why = f"{replica.key} has transactions {successor.key} will not have"
+        mine = self.holding[replica.key]
+        if why is None and not holds(data, mine):
+            if holds(data, mine, applied_only=True):
+                why = f"{replica.key} is applying received transactions {successor.key} will not have"
+            else:
+                why = f"{replica.key} has transactions {successor.key} will not have"
+            if self.no_intermediate[replica.key] is not None:
+                why += f"; it cannot serve as the two-step intermediate: {self.no_intermediate[replica.key]}"
         return why or ""
 
     def _option(self, successor: InstanceState, intermediate: InstanceState | None) -> _Option:
-        data = (intermediate or successor).info
+        data = self.holding[(intermediate or successor).key]
         keep, lost = [], []
         for replica in self.replicas:
             if replica.key == successor.key:
@@ -344,10 +396,14 @@ class _Chooser:
         if self.failed_info is not None:
             followers.append(self.failed_info)  # the format the cluster ran with
         downgrade = _downgrade(successor.info, followers)
+        tainted_by = next(
+            (s.key for s in (successor, intermediate) if s is not None and self.holding[s.key].errant), None
+        )
         master_dc = self.failed_info.data_center if self.failed_info else ""
         master_region = self.failed_info.region if self.failed_info else ""
         score = (
             len(lost),
+            self.rules.promote_errant == "last-resort" and tainted_by is not None,
             downgrade is not None,
             _RULE_RANK[effective_rule(successor, self.rules, self.now)],
             bool(master_dc) and successor.info.data_center != master_dc,
@@ -359,7 +415,20 @@ class _Chooser:
             _version(successor.info) or (),
             (successor.key.host, successor.key.port),
         )
-        return _Option(successor, intermediate, tuple(keep), tuple(lost), downgrade, score)
+        return _Option(successor, intermediate, tuple(keep), tuple(lost), downgrade, tainted_by, score)
+
+    def _behind(self, loser: InstanceKey, winner: InstanceKey) -> str:
+        """Why `loser`'s data ranks behind `winner`'s."""
+        a, b = self.holding[loser], self.holding[winner]
+        if self._cmp(loser, winner) == 0 and a.errant and not b.errant:
+            return (
+                f"{loser} holds the same upstream transactions as {winner}; its errant GTIDs {a.errant} "
+                "do not count as progress"
+            )
+        text = f"{loser} is less up to date than {winner}"
+        if self._cmp(winner, loser) == 1 and not ahead_on_applied(b, a):
+            text += f" (counting what {winner} received but has not applied yet)"
+        return text
 
     def why_worse(self, loser: _Option, winner: _Option) -> str:
         """The first score component `loser` is worse on, as a sentence for the audit."""
@@ -367,11 +436,14 @@ class _Chooser:
         rule = effective_rule(loser.successor, self.rules, self.now)
         win_rule = effective_rule(winner.successor, self.rules, self.now)
         failed_dc = self.failed_info.data_center if self.failed_info else ""
+        loser_data = (loser.intermediate or loser.successor).key
+        winner_data = (winner.intermediate or winner.successor).key
         texts = [  # cheap enough to build eagerly
             (
                 f"promoting {lk} would lose {_replicas(len(loser.lost))} "
                 f"({_first_new(loser.lost, winner.lost)}); promoting {wk} loses {len(winner.lost)}"
             ),
+            self._tainted(loser),
             loser.downgrade or "",
             f"{lk} has promotion rule {rule}, {wk} has {win_rule}",
             (
@@ -383,15 +455,48 @@ class _Chooser:
                 f"{wk} shares the failed master's region"
             ),
             f"{lk} is downtimed",
-            f"{lk} is less up to date than {wk} and would need a two-step promotion",
-            f"{lk} is less up to date than {wk}",
-            f"{lk} is less up to date than {wk}",
+            f"{self._behind(lk, wk)}, and would need a two-step promotion",
+            self._behind(loser_data, winner_data) if loser_data != winner_data else "",
+            self._behind(lk, wk),
             (f"{lk} runs {_product(loser.successor.info)}, {wk} the older {_product(winner.successor.info)}"),
         ]
         for i, text in enumerate(texts):
             if loser.score[i] != winner.score[i]:
                 return text
         return f"{lk} is as suitable as {wk}, which wins the tie by address"
+
+    def _tainted(self, option: _Option) -> str:
+        if option.tainted_by is None:
+            return ""
+        errant = self.holding[option.tainted_by].errant
+        who = (
+            f"{option.successor.key} has"
+            if option.tainted_by == option.successor.key
+            else (f"{option.successor.key} would catch up through {option.tainted_by}, which has")
+        )
+        return f"{who} errant GTIDs {errant} and BatonPromoteReplicasWithErrantGTID is last-resort"
+
+    def undrained(self, drain: DrainState) -> tuple[ReplicaReason, ...]:
+        """The valid replicas ranked by what they received but had not applied."""
+        out = []
+        for s in self.valid:
+            h = self.holding[s.key]
+            if h.drained or h.stuck:
+                continue
+            where = f"applied {_where(h.applied, h.applied_at)}, received {_where(h.held, h.held_at)}"
+            if drain is DrainState.DONE:
+                text = f"{s.key} could not apply its relay log in time ({where}): ranked by what it received"
+            else:
+                text = f"{s.key} has not applied all it received yet ({where}): ranked by what it received"
+            out.append(ReplicaReason(key=s.key, reason=text))
+        return tuple(out)
+
+    def errant(self) -> tuple[ErrantGtid, ...]:
+        return tuple(
+            ErrantGtid(replica=s.key, gtids=self.holding[s.key].errant)
+            for s in self.replicas
+            if self.holding[s.key].errant
+        )
 
 
 def _replicas(n: int) -> str:
@@ -428,18 +533,36 @@ def _lag_guards(data: InstanceState, rules: CandidateRules) -> str | None:
 
 
 def choose_candidate(
-    view: ClusterView, failed_master: InstanceKey, rules: CandidateRules, now: datetime
+    view: ClusterView,
+    failed_master: InstanceKey,
+    rules: CandidateRules,
+    now: datetime,
+    *,
+    drain: DrainState = DrainState.PENDING,
+    tried: Mapping[InstanceKey, str] | None = None,
 ) -> Plan:
     """Plan the replacement of `failed_master` among its direct replicas in `view`.
 
     Prefers the plan that loses the fewest replicas, then the best-fitting successor (see `_Chooser`).
-    When the most up-to-date replica cannot or should not stay master (must_not, delayed, no
+    When the replica holding the most cannot or should not stay master (must_not, delayed, no
     log_slave_updates, worse rule or place), the plan has two steps so its transactions survive.
     The plan fails (ok=False, with the reason) when nobody may be promoted or a lag guard trips.
     `wait_for_relay_log_apply` is set whenever DelayMasterPromotionIfSQLThreadNotUpToDate is on: the
     snapshot may predate the last events, and waiting for an already drained relay log costs nothing.
+
+    `drain` says whether the IO threads were stopped and the SQL threads given their time before `view`
+    was probed (`DrainState`); replicas are ranked by what they hold either way, and those with relay log
+    left are listed in `undrained`. `tried` are candidates that already failed in this recovery, with
+    why: none is successor or intermediate again (`fallback_plan`).
     """
-    chooser = _Chooser(view, failed_master, rules, now)
+    tried = dict(tried or {})
+    chooser = _Chooser(view, failed_master, rules, now, tried)
+    audit = {
+        "drain": drain,
+        "undrained": chooser.undrained(drain),
+        "errant": chooser.errant(),
+        "tried": tuple(ReplicaReason(key=k, reason=v) for k, v in sorted(tried.items())),
+    }
 
     def failed(reason: str, passed: dict[InstanceKey, str]) -> Plan:
         return Plan(
@@ -448,6 +571,7 @@ def choose_candidate(
             ok=False,
             reason=reason,
             passed_over=tuple(ReplicaReason(key=k, reason=v) for k, v in sorted(passed.items())),
+            **audit,
         )
 
     blocked = {k: v for k, v in chooser.blocked.items() if v is not None}
@@ -476,6 +600,11 @@ def choose_candidate(
     if best.intermediate is not None:
         mid = best.intermediate.key
         passed[mid] += f"; it serves {best.successor.key} as the two-step intermediate"
+        if not chooser.holding[mid].drained:
+            replication = best.intermediate.info.replication
+            delay = replication.sql_delay if replication else 0
+            lift = f" (its SQL_Delay of {delay} s lifted for that)" if delay else ""
+            passed[mid] += f" once it has applied its relay log{lift}"
     return Plan(
         failed_master=failed_master,
         cluster=view.name,
@@ -486,4 +615,30 @@ def choose_candidate(
         lost=best.lost,
         passed_over=tuple(ReplicaReason(key=k, reason=v) for k, v in sorted(passed.items())),
         wait_for_relay_log_apply=rules.delay_master_promotion_if_sql_thread_not_up_to_date,
+        **audit,
+    )
+
+
+def fallback_plan(
+    view: ClusterView,
+    plan: Plan,
+    failed: Mapping[InstanceKey, str],
+    rules: CandidateRules,
+    now: datetime,
+    *,
+    drain: DrainState | None = None,
+) -> Plan:
+    """The next plan once candidates of `plan` failed (`failed`: key → why), for the executor to fall
+    back on before the point of no return (before `promote` made the successor writable, and before any
+    replica was repointed under a candidate that then failed — `view` must show the replicas still under
+    the failed master).
+
+    Every candidate that failed so far (`plan.tried` and `failed`) is excluded as successor and as
+    intermediate and named in the new plan's `tried`; it stays a replica to repoint when what it holds
+    allows, else it is lost with the reason. `view` should be fresh; `drain` defaults to the plan's.
+    """
+    tried = {r.key: r.reason for r in plan.tried}
+    tried.update(failed)
+    return choose_candidate(
+        view, plan.failed_master, rules, now, drain=plan.drain if drain is None else drain, tried=tried
     )

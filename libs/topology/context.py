@@ -94,13 +94,18 @@ class AnalysisHistory:
         return (now - seen.since).total_seconds()
 
 
+def is_connect_error(replication: ReplicationStatus) -> bool:
+    """The IO thread's last error is a failure to connect to (or the loss of) its master."""
+    return replication.last_io_errno in CONNECT_ERRNOS or bool(
+        _CONNECT_ERROR.search(replication.last_io_error)
+    )
+
+
 def is_failing_to_connect(replication: ReplicationStatus | None) -> bool:
     """The IO thread is down because it cannot connect to the master, while the SQL thread is fine."""
     if replication is None or replication.io_state is IOThreadState.YES or not replication.sql_running:
         return False
-    return replication.last_io_errno in CONNECT_ERRNOS or bool(
-        _CONNECT_ERROR.search(replication.last_io_error)
-    )
+    return is_connect_error(replication)
 
 
 @dataclass(slots=True)

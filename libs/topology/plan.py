@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from libs.models import InstanceKey, PromotionRule
+from libs.topology.errant import ErrantGtid
+
+# BatonPromoteReplicasWithErrantGTID: may a replica with errant GTIDs be promoted (or serve as the
+# two-step intermediate, whose binary logs would hand them to the successor)?
+ErrantPromotion = Literal["always", "last-resort", "never"]
 
 
 class RegisteredRule(BaseModel):
@@ -41,6 +47,7 @@ class CandidateRules(BaseModel):
     delay_master_promotion_if_sql_thread_not_up_to_date: bool = False
     stale_after: timedelta = timedelta(seconds=15)  # older latest probes are not trusted
     promotion_ignore_hostname_filters: tuple[str, ...] = ()  # regexes: matching hosts are never promoted
+    promote_errant: ErrantPromotion = "last-resort"  # BatonPromoteReplicasWithErrantGTID
 
     @field_validator("registered", mode="before")
     @classmethod
@@ -69,6 +76,20 @@ class CandidateRules(BaseModel):
         return self
 
 
+class DrainState(StrEnum):
+    """Where the recovery stands with the relay logs when candidates are ranked.
+
+    Either way replicas are ranked by what they hold (applied + received): the state says what a replica
+    that has not applied everything it received means. `pending`: the IO threads still run or were just
+    stopped, the SQL threads are applying; the executor waits for the data holder before promoting.
+    `done`: the IO threads were stopped and the SQL threads given their time; what is still unapplied
+    could not drain in time, and the plan says so.
+    """
+
+    PENDING = "pending"
+    DONE = "done"
+
+
 class ReplicaReason(BaseModel):
     """One replica and a sentence about it, for the audit."""
 
@@ -90,6 +111,10 @@ class Plan(BaseModel):
     from the successor. The intermediate is never made writable. `replicas_to_repoint` are the failed
     master's direct replicas that end under the successor (the intermediate included when it can follow
     it); `lost` are those that cannot; every replica that is not the successor is in `passed_over`.
+
+    For the audit: `drain` is the relay-log state the ranking was made in, `undrained` the replicas
+    ranked by what they received but had not applied, `errant` every replica's errant GTIDs (chosen or
+    not), `tried` the candidates that already failed in this recovery (see `fallback_plan`).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -104,6 +129,10 @@ class Plan(BaseModel):
     lost: tuple[ReplicaReason, ...] = ()
     passed_over: tuple[ReplicaReason, ...] = ()
     wait_for_relay_log_apply: bool = False
+    drain: DrainState = DrainState.PENDING
+    undrained: tuple[ReplicaReason, ...] = ()
+    errant: tuple[ErrantGtid, ...] = ()
+    tried: tuple[ReplicaReason, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:
@@ -123,6 +152,9 @@ class Plan(BaseModel):
     def passed_over_reason(self, key: InstanceKey) -> str | None:
         return next((r.reason for r in self.passed_over if r.key == key), None)
 
+    def errant_of(self, key: InstanceKey) -> str:
+        return next((e.gtids for e in self.errant if e.replica == key), "")
+
     def summary(self) -> str:
         """One sentence: the log line, the audit headline, and what tests assert on."""
         if not self.ok or self.successor is None:
@@ -141,4 +173,13 @@ class Plan(BaseModel):
             parts.append("lose " + ", ".join(str(r.key) for r in self.lost))
         if self.wait_for_relay_log_apply:
             parts.append("wait for the relay log to be applied first")
+        for key in (self.intermediate, self.successor):
+            if key is not None and self.errant_of(key):
+                parts.append(f"{key} carries errant GTIDs {self.errant_of(key)}")
+        if self.drain is DrainState.DONE and self.undrained:
+            keys = ", ".join(str(r.key) for r in self.undrained)
+            what = "it" if len(self.undrained) == 1 else "each"
+            parts.append(f"relay log not applied in time on {keys}: ranked by what {what} received")
+        if self.tried:
+            parts.append("after " + ", ".join(str(r.key) for r in self.tried) + " failed")
         return "; ".join(parts)

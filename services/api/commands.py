@@ -74,9 +74,7 @@ async def audit(
 ) -> None:
     """Record an operator action on `baton.audit.<kind>` (who, what; never a secret)."""
     if cluster is None and instance is not None:
-        from services.api.fleet import view_of
-
-        view = view_of(rt.views(), instance)
+        view = rt.directory().containing(instance)
         cluster = view.name if view else None
     event = Event(
         type=event_type,

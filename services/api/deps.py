@@ -10,7 +10,6 @@ from fastapi import Request
 from libs.models import InstanceKey
 from libs.topology.view import ClusterView, InstanceState
 from services.api.envelope import ApiError, bad_request, not_found
-from services.api.fleet import find_view, view_of
 from services.api.numbers import is_number
 from services.api.runtime import Runtime
 from services.api.shapes import Extras, instance_json, problems_of
@@ -48,7 +47,7 @@ def parse_instance_text(text: str) -> InstanceKey:
 
 def known(rt: Runtime, key: InstanceKey) -> tuple[InstanceState, ClusterView]:
     """The instance and its cluster; 404 when Baton does not know it."""
-    view = view_of(rt.views(), key)
+    view = rt.directory().containing(key)
     state = view.get(key) if view else None
     if view is None or state is None:
         raise not_found(f"instance {key}")
@@ -57,7 +56,7 @@ def known(rt: Runtime, key: InstanceKey) -> tuple[InstanceState, ClusterView]:
 
 def cluster(rt: Runtime, name: str) -> ClusterView:
     """A cluster by alias, name or member instance; 404 when unknown."""
-    view = find_view(rt.views(), name)
+    view = rt.directory().find(name)
     if view is None:
         raise not_found(f"cluster {name}")
     return view

@@ -45,27 +45,3 @@ class Fleet:
         views = group_clusters(states)
         self._cache = (stamp, views)
         return views
-
-
-def find_view(views: Iterable[ClusterView], name: str) -> ClusterView | None:
-    """orchestrator's cluster lookup: an alias, a cluster name, or any instance of the cluster
-    (`host:port`, or `host` with the default port)."""
-    views = list(views)
-    for view in views:
-        if view.alias == name:
-            return view
-    for view in views:
-        if view.name == name:
-            return view
-    try:
-        key = InstanceKey.parse(name)
-    except ValueError:
-        return None
-    return view_of(views, key)
-
-
-def view_of(views: Iterable[ClusterView], key: InstanceKey) -> ClusterView | None:
-    for view in views:
-        if key in view.by_key:
-            return view
-    return None

@@ -1,7 +1,9 @@
 """A live in-memory copy of a KV bucket (downtime, candidates, settings, masters) for the API's reads.
 
-A watcher applies every change; on any watcher failure the copy is rebuilt from a fresh watcher after
-a short pause, so a broker restart heals by itself. Values are kept raw (bytes); callers decode.
+The copy starts from `kvread.scan` (never a short answer: the watcher's own end-of-initial-values
+marker can come before the values, and the API would answer "no downtime" meanwhile); a watcher
+started after the scan then applies every change. On any failure the copy is rebuilt the same way
+after a short pause, so a broker restart heals by itself. Values are kept raw (bytes); callers decode.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from nats.js import JetStreamContext
 from nats.js.kv import KV_DEL, KV_PURGE
 
 from libs.aio import cancel_and_wait
+from libs.bus import kvread
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +59,20 @@ class KVMirror:
             await asyncio.sleep(self.retry_s)
 
     async def _watch(self) -> None:
-        kv = await self.js.key_value(self.bucket)
-        watcher = await kv.watchall()
-        fresh: dict[str, bytes] = {}
-        initial = True
+        entries, watcher = await kvread.scan_and_watch(self.js, self.bucket)
         try:
+            self.entries = {e.key: e.value for e in entries}
+            self.version += 1
+            self.ready.set()
             while True:
                 entry = await watcher.updates(timeout=None)  # type: ignore[no-untyped-call,arg-type]
-                if entry is None:  # end of the initial values
-                    if initial:
-                        self.entries, initial = fresh, False
-                        self.version += 1
-                        self.ready.set()
+                if entry is None:  # the watcher's end-of-initial-values marker: the scan has them
                     continue
-                target = fresh if initial else self.entries
                 if entry.operation in (KV_DEL, KV_PURGE) or entry.value is None:
-                    target.pop(entry.key, None)
+                    self.entries.pop(entry.key, None)
                 else:
-                    target[entry.key] = entry.value
-                if not initial:
-                    self.version += 1
+                    self.entries[entry.key] = entry.value
+                self.version += 1
         finally:
             with contextlib.suppress(Exception):
                 await watcher.stop()  # type: ignore[no-untyped-call]

@@ -16,10 +16,11 @@ from libs.bus.provision import provision
 from libs.bus.subjects import kv_key_decode
 from libs.config import Settings
 from libs.config.derive import analysis_params
-from libs.models import InstanceKey, utcnow
+from libs.models import InstanceKey, MasterRecord, utcnow
 from libs.models.commands import GLOBAL_RECOVERIES_KEY, CandidateRecord, GlobalRecoveries
 from libs.recovery.downtime import Downtime
 from libs.store import Store, open_store, queries
+from libs.topology.succession import Directory, follow_masters
 from libs.topology.view import ClusterView
 from services.api.fleet import Fleet
 from services.api.hub import Hub
@@ -121,8 +122,27 @@ class Runtime:
             return GlobalRecoveries.model_validate_json(raw)
         return None
 
+    def master_records(self) -> list[MasterRecord]:
+        """`baton_masters`: who each alias's master is, as the recovery (or the first sighting) published."""
+        mirror = self.mirrors.get(buckets.MASTERS)
+        if mirror is None:
+            return []
+        out: list[MasterRecord] = []
+        for kv_name, raw in mirror.entries.items():
+            try:
+                out.append(MasterRecord.model_validate_json(raw))
+            except ValidationError:
+                log.warning("baton_masters/%s: undecodable record ignored", kv_name)
+        return out
+
+    def directory(self) -> Directory:
+        """The clusters with the alias on the recorded master's cluster and dead old masters folded into
+        their successor's cluster (libs/topology/succession.py)."""
+        views = self.fleet.views(frozenset(self.downtimes()))
+        return follow_masters(views, self.master_records(), self.now(), self.params.stale_after)
+
     def views(self) -> list[ClusterView]:
-        return self.fleet.views(frozenset(self.downtimes()))
+        return list(self.directory().views)
 
     def healthy(self) -> bool:
         return self._bus is not None and self._bus.nc.is_connected

@@ -38,8 +38,8 @@ digits and `-` stay, `.` becomes `_`, `:` becomes `=`, anything else is `/xx` pe
 | `baton.snapshot.<instance>` | `BATON_SNAPSHOTS` | `InstanceSnapshot` (bare) | 1 h, last 5 per instance |
 | `baton.detection.<cluster>` | `BATON_DETECTIONS` | `Event`, type `detection.active` / `.changed` / `.cleared`, `data` = `Detection` | 30 days |
 | `baton.recovery.<cluster>.<phase>` | `BATON_RECOVERIES` | `Event`, type `recovery.<phase>`, `data.record` = `RecoveryRecord` (`data.step` for `step` events) | 90 days |
-| `baton.audit.<kind>` | `BATON_AUDIT` | `Event`: `kv.published` / `kv.failed` / `kv.stale` (kind `kv`), operator actions by the API (`instance.forgotten`, `downtime.begin`/`.end`, `candidate.registered`, `recoveries.enabled`/`.disabled`) | 30 days |
-| `baton.cmd.<service>.<verb>` | core NATS request/reply | `CommandRequest` → `CommandReply` (recovery verbs) | — |
+| `baton.audit.<kind>` | `BATON_AUDIT` | `Event`: `kv.published` / `kv.failed` / `kv.stale` (kind `kv`), operator actions by the API (`instance.forgotten`, `downtime.begin`/`.end`, `candidate.registered`, `recoveries.enabled`/`.disabled`), the recovery leader's `baton_masters` writes outside recoveries (kind `masters`: `masters.seeded`, `data.record` = the `MasterRecord` created; `masters.submitted`, what `submit-masters-to-kv-stores` did and who asked) | 30 days |
+| `baton.cmd.<service>.<verb>` | core NATS request/reply | `CommandRequest` → `CommandReply` (recovery verbs); `baton.cmd.kvpublisher.status` / `.reconcile` (every kvpublisher answers: its status / `{"node", "ready", "dcs"}` once it has started a reconcile of every DC) | — |
 | `baton.probe.now` | core NATS scatter/gather | `ProbeNowRequest` → `ProbeNowReply` per prober worker | — |
 
 Recovery phases: `registered`, `skipped`, `resumed`, `planned`, `step`, `completed`, `failed`, `fenced`,

@@ -177,7 +177,7 @@ def instance_json(
         "SemiSyncReplicaStatus": info.semi_sync.replica_status,
         "LastSeenTimestamp": seen.isoformat() if seen else "",
         "IsLastCheckValid": valid,
-        "IsUpToDate": age <= poll,
+        "IsUpToDate": valid and age <= poll,
         "IsRecentlyChecked": age <= poll * 5,
         "SecondsSinceLastSeen": _nullint(since_seen),
         "CountMySQLSnapshots": 0,

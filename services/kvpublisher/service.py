@@ -2,7 +2,10 @@
 
 Wiring only: one KV watch on `baton_masters` feeds the newest record per cluster into one `DCWorker`
 per data center; events go out through a bounded outbox, so a slow or absent NATS never blocks a
-worker; `baton.cmd.kvpublisher.status` is answered with `status()`.
+worker; `baton.cmd.kvpublisher.status` is answered with `status()`, and
+`baton.cmd.kvpublisher.reconcile` makes every worker reconcile now (the recovery leader asks after
+`submit-masters-to-kv-stores`, so a Consul that lost its keys gets them back even when baton_masters did
+not change); both have no queue group: every kvpublisher process answers.
 
 Start-up order matters for correctness after a restart: the watch first delivers the current value of
 every key (no history); only once those are all in (the watcher's end-of-initial-values marker) do the
@@ -34,6 +37,7 @@ from libs.config import Settings
 from libs.errors import BusError
 from libs.kv.base import MasterKVStore
 from libs.kv.consul import DEFAULT_TIMEOUT
+from libs.models.commands import KV_RECONCILE
 from libs.models.events import NODE_NAME, Event, MasterRecord
 from libs.runner import Serve, require_nats
 from services.kvpublisher.backoff import Backoff
@@ -44,6 +48,7 @@ from services.kvpublisher.worker import DCWorker
 log = logging.getLogger(__name__)
 
 STATUS_SUBJECT = cmd_subject(SOURCE, "status")
+RECONCILE_SUBJECT = cmd_subject(SOURCE, KV_RECONCILE)
 EVENT_SUBJECT = audit_subject(AUDIT_KIND)
 OUTBOX_SIZE = 10_000
 EVENT_SEND_TRIES = 3
@@ -113,18 +118,19 @@ class KVPublisher:
         with bus_errors("opening KV bucket baton_masters"):
             kv = await self._bus.js.key_value(MASTERS)
             watcher = await kv.watchall(include_history=False)
-        status_sub: Subscription | None = None
+        subs: list[Subscription] = []
         try:
-            status_sub = await self._bus.nc.subscribe(STATUS_SUBJECT, cb=self._answer_status)
+            subs.append(await self._bus.nc.subscribe(STATUS_SUBJECT, cb=self._answer_status))
+            subs.append(await self._bus.nc.subscribe(RECONCILE_SUBJECT, cb=self._reconcile_now))
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._send_events(), name="kv-events")
                 await self._watch(watcher, tasks)
         finally:
             with contextlib.suppress(nats.errors.Error, BusError):
                 await watcher.stop()  # type: ignore[no-untyped-call]
-            if status_sub is not None:
+            for sub in subs:
                 with contextlib.suppress(nats.errors.Error):
-                    await status_sub.unsubscribe()
+                    await sub.unsubscribe()
             await self._flush_events(within_s=1.0)
 
     async def _watch(self, watcher: KeyValue.KeyWatcher, tasks: asyncio.TaskGroup) -> None:
@@ -199,6 +205,16 @@ class KVPublisher:
             return
         with contextlib.suppress(nats.errors.Error):
             await msg.respond(json.dumps(self.status()).encode())
+
+    async def _reconcile_now(self, msg: Msg) -> None:
+        """Every worker reconciles now (a worker not started yet reconciles first anyway)."""
+        for worker in self.workers.values():
+            worker.reconcile_soon()
+        log.info("kvpublisher: reconcile requested")
+        if msg.reply:
+            answer = {"node": self._node, "ready": self._ready.is_set(), "dcs": sorted(self.workers)}
+            with contextlib.suppress(nats.errors.Error):
+                await msg.respond(json.dumps(answer).encode())
 
 
 def serve_with(

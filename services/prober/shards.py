@@ -24,11 +24,11 @@ from collections.abc import Callable
 from nats.js import JetStreamContext
 
 from libs.aio import cancel_and_wait
+from libs.bus import kvread
 from libs.bus import lease as leases
-from libs.bus.connection import bus_errors, describe
+from libs.bus.connection import describe
 from libs.bus.provision import SHARDS
 from libs.bus.subjects import kv_key
-from libs.discovery import kvscan
 from libs.errors import BusError
 from libs.topology.shards import plan_shards
 
@@ -50,10 +50,7 @@ async def read_table(js: JetStreamContext) -> tuple[dict[int, str], set[str]]:
     """(holder of each leased shard, live workers) as the bucket says now."""
     holders: dict[int, str] = {}
     live: set[str] = set()
-    with bus_errors(f"reading {SHARDS}"):
-        kv = await js.key_value(SHARDS)
-        entries = await kvscan.scan(kv)
-    for entry in entries:
+    for entry in await kvread.scan(js, SHARDS):
         try:
             holder = str(json.loads(entry.value or b"{}")["holder"])
         except (ValueError, KeyError, TypeError):

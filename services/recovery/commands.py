@@ -42,6 +42,7 @@ VERBS: dict[str, Handler] = {
     RecoveryVerb.GRACEFUL_MASTER_TAKEOVER_AUTO.value: lambda ops, req: ops.graceful_takeover(req, auto=True),
     RecoveryVerb.ACK_RECOVERIES.value: lambda ops, req: ops.ack(req),
     RecoveryVerb.BLOCKED_RECOVERIES.value: lambda ops, req: ops.blocked(req),
+    RecoveryVerb.SUBMIT_MASTERS_TO_KV_STORES.value: lambda ops, req: ops.submit_masters(req),
 }
 
 

@@ -10,8 +10,11 @@ Every process: connects, provisions, remembers snapshots (`SnapshotMemory`), cam
    `skipped` record with its reason;
 4. keeps the detections refused by a block, the global switch or a downtime (until cleared) and tries
    them again every `retry_s` and after every acknowledgement: orchestrator re-evaluates every second,
-   so a recovery refused only for the moment happens once the reason is gone;
-5. answers `baton.cmd.recovery.<verb>` (`commands.py`, `libs/recovery/manual.py`).
+   so a recovery refused only for the moment happens once the reason is gone; each remembers its first
+   and latest refusal and how many (those refused by a block are `blocked-recoveries`);
+5. answers `baton.cmd.recovery.<verb>` (`commands.py`, `libs/recovery/manual.py`);
+6. seeds baton_masters: every poll interval, a cluster with a unique live writable master and no
+   record gets one, create-only (`libs/recovery/keeper.py`), so Consul knows every master.
 When the term ends (lease lost: cancelled at once; clean stop: running recoveries finish first) the
 consumer and subscriptions stop and the lease is released.
 """
@@ -30,6 +33,7 @@ from opentelemetry.context import Context
 from libs.aio import cancel_and_wait
 from libs.bus.connection import Bus, connect
 from libs.bus.messages import consume
+from libs.bus.probe_now import probe_now
 from libs.bus.provision import provision
 from libs.bus.subjects import DETECTIONS_ALL
 from libs.config import Settings
@@ -37,15 +41,16 @@ from libs.config.derive import topology_credentials
 from libs.errors import BatonError, ConfigError, LeadershipLost
 from libs.models import utcnow
 from libs.models.events import Event
-from libs.mysql import ConnectionPool
+from libs.mysql.fenced import action_pool
 from libs.recovery.audit import Outcome, RecoveryRecord
 from libs.recovery.control import Deferred, KVControlState
 from libs.recovery.events import NatsAckPublisher
 from libs.recovery.fence import Fence, LeaseFence
 from libs.recovery.gates import RETRYABLE, Gate, GateContext
-from libs.recovery.leadership import Leadership
+from libs.recovery.leadership import LEASE_TTL_S, Leadership
 from libs.recovery.manual import Operations
 from libs.recovery.old_master import OldMasterFencer
+from libs.recovery.options import statement_timeout
 from libs.recovery.pipeline import RecoveryPipeline, StepHook
 from libs.recovery.policy import Policy, policy_gates
 from libs.recovery.store import RecordStore
@@ -53,7 +58,7 @@ from libs.runner import require_nats
 from libs.topology.detection import Detection, DetectionState
 from services.recovery import commands
 from services.recovery.fleet import SnapshotMemory
-from services.recovery.wiring import build_collaborators, current_master
+from services.recovery.wiring import build_collaborators, build_keeper, current_master
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 30.0
@@ -76,7 +81,7 @@ class RecoveryService:
         settings: Settings,
         *,
         node: str | None = None,
-        lease_ttl_s: int = 3,
+        lease_ttl_s: int = LEASE_TTL_S,
         extra_gates: tuple[Gate, ...] = (),
         after_step: StepHook | None = None,
         retry_s: float = 2.0,
@@ -86,6 +91,7 @@ class RecoveryService:
         self.settings = settings
         self.node = node or f"{settings.BatonNodeName}-{uuid.uuid4().hex[:6]}"
         self.lease_ttl_s = lease_ttl_s
+        self.statement_timeout_s = statement_timeout(settings, lease_ttl_s)  # ConfigError unless < TTL
         self.policy = Policy.from_settings(settings)
         self.extra_gates = extra_gates
         self.after_step = after_step
@@ -156,6 +162,8 @@ class RecoveryService:
             policy=self.policy,
             control=control,
             acknowledged=acks,
+            refresh=lambda keys: probe_now(nc, keys, reason="recovery done"),
+            lease_ttl_s=self.lease_ttl_s,
         )
         pipeline = RecoveryPipeline(collab, self.node)
         store = collab.store
@@ -170,10 +178,11 @@ class RecoveryService:
             await store.annotate(record.alias, record.uid, mark)
 
         fencer = OldMasterFencer(
-            ConnectionPool(connect_timeout=1.0, read_timeout=2.0),
+            action_pool(connect_timeout=1.0, statement_timeout=self.statement_timeout_s),
             topology_credentials(self.settings),
             collab.events,
             super_read_only=self.settings.UseSuperReadOnly,
+            statement_timeout_s=self.statement_timeout_s,
             current_master=lambda alias: current_master(js, alias),
             on_fenced=fenced,
         )
@@ -199,10 +208,9 @@ class RecoveryService:
                 self._spawn(record, pipeline.drive(record, fence), fencer)
                 return
             if record.skip_code in RETRYABLE:
-                item = Deferred(detection=detection, reason=record.reason)
                 previous = self.deferred.get(key)
-                self.deferred[key] = item
-                if previous is None or previous.reason != item.reason or previous.detection != detection:
+                item = self.deferred[key] = Deferred.refused(detection, record, previous)
+                if item.news(previous):  # a repeated refusal moves its last time in memory only
                     try:
                         await control.put_deferred(item)
                     except BatonError as exc:
@@ -246,11 +254,25 @@ class RecoveryService:
 
         for item in await control.deferred():  # what earlier leaders were holding back
             self.deferred.setdefault(item.key, item)
-        ops = Operations(pipeline, fence, control, acks, run, retry_deferred)
+        keeper = build_keeper(self.settings, js, nc, self.node, busy=lambda: bool(self.running))
+        ops = Operations(
+            pipeline,
+            fence,
+            control,
+            acks,
+            run,
+            retry_deferred,
+            deferred=lambda: list(self.deferred.values()),
+            masters=keeper,
+        )
         consumer = await consume(js, DETECTIONS_ALL, Event, on_detection, durable=DURABLE, queue=DURABLE)
         subs = await commands.serve(nc, ops, self)
         fencing = asyncio.create_task(fencer.run(fence), name="old master fencing")
         retries = asyncio.create_task(retry_loop(), name="deferred detections")
+        seeding = asyncio.create_task(
+            keeper.run(fence, self.memory, period_s=max(1.0, float(self.settings.InstancePollSeconds))),
+            name="master seeding",
+        )
         try:
             await self.leadership.stopping.wait()
             await consumer.stop()  # clean stop: take nothing new, finish what runs
@@ -259,6 +281,7 @@ class RecoveryService:
         finally:
             fencing.cancel()
             retries.cancel()
+            seeding.cancel()
             await consumer.stop()
             for sub in subs:
                 with contextlib.suppress(Exception):

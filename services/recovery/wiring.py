@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 import nats.js.errors
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from libs.bus import kvread
 from libs.bus.connection import bus_errors
 from libs.bus.provision import CANDIDATES
 from libs.bus.subjects import kv_key
@@ -21,11 +23,14 @@ from libs.config.derive import (
 )
 from libs.models import InstanceKey, InstanceSnapshot, MasterRecord, utcnow
 from libs.mysql import ConnectionPool, probe
+from libs.mysql.fenced import action_pool
 from libs.recovery.control import ControlState
 from libs.recovery.downtime import KVDowntimeWriter
 from libs.recovery.events import AckPublisher, NatsEventSink
 from libs.recovery.executor import MySQLExecutor
 from libs.recovery.gates import DEFAULT_GATES, Gate
+from libs.recovery.keeper import MasterKeeper, audit_emitter, request_reconcile
+from libs.recovery.leadership import LEASE_TTL_S
 from libs.recovery.masters import KVMasterPublisher
 from libs.recovery.options import (
     SettingsHooks,
@@ -33,7 +38,7 @@ from libs.recovery.options import (
     execution_options,
     parse_registered,
 )
-from libs.recovery.pipeline import Collaborators, StepHook
+from libs.recovery.pipeline import Collaborators, RefreshFn, StepHook
 from libs.recovery.policy import Policy
 from libs.recovery.store import KVRecordStore
 from libs.topology.analysis import Finding, analyze
@@ -52,14 +57,19 @@ def build_collaborators(
     policy: Policy | None = None,
     control: ControlState | None = None,
     acknowledged: AckPublisher | None = None,
+    refresh: RefreshFn | None = None,
+    lease_ttl_s: float = LEASE_TTL_S,
 ) -> Collaborators:
     creds = topology_credentials(settings)
     pset = probe_settings(settings)
     probe_pool = ConnectionPool(connect_timeout=pset.connect_timeout, read_timeout=pset.read_timeout)
-    act_pool = ConnectionPool(
-        connect_timeout=pset.connect_timeout, read_timeout=float(settings.MySQLTopologyReadTimeoutSeconds)
+    options = execution_options(settings, lease_ttl_s)
+    # Action connections: checked before every use; each statement limited to the statement timeout
+    # (below the lease TTL), which MySQLTopologyReadTimeoutSeconds can only shorten.
+    act_pool = action_pool(
+        connect_timeout=pset.connect_timeout,
+        statement_timeout=min(float(settings.MySQLTopologyReadTimeoutSeconds), options.statement_timeout_s),
     )
-    options = execution_options(settings)
     params = analysis_params(settings)
 
     async def do_probe(keys: Sequence[InstanceKey]) -> Mapping[InstanceKey, InstanceSnapshot]:
@@ -94,26 +104,29 @@ def build_collaborators(
         policy=policy or Policy.from_settings(settings),
         control=control,
         acknowledged=acknowledged,
+        refresh=refresh,
+    )
+
+
+def build_keeper(
+    settings: Settings, js: JetStreamContext, nc: Client, node: str, *, busy: Callable[[], bool]
+) -> MasterKeeper:
+    """What keeps baton_masters holding every cluster's master (seeding, submit-masters-to-kv-stores)."""
+    return MasterKeeper(
+        KVMasterPublisher(js),
+        stale_after=analysis_params(settings).stale_after,
+        prefix=settings.KVClusterMasterPrefix,
+        node=node,
+        emit=audit_emitter(js),
+        republish=lambda: request_reconcile(nc),
+        busy=busy,
     )
 
 
 async def _candidates(js: JetStreamContext) -> dict[str, bytes]:
-    """All `baton_candidates` entries (registered promotion rules)."""
-    out: dict[str, bytes] = {}
-    with bus_errors(f"reading {CANDIDATES}"):
-        kv = await js.key_value(CANDIDATES)
-        try:
-            keys = await kv.keys()
-        except nats.js.errors.NoKeysError:
-            return out
-        for key in keys:
-            try:
-                entry = await kv.get(key)
-            except nats.js.errors.KeyNotFoundError:
-                continue
-            if entry.value:
-                out[key] = entry.value
-    return out
+    """All `baton_candidates` entries (registered promotion rules). `kvread.scan`, not `kv.keys()`:
+    a short answer there once promoted a `must_not` replica; here it is a BusError (no plan)."""
+    return {e.key: e.value for e in await kvread.scan(js, CANDIDATES)}
 
 
 async def current_master(js: JetStreamContext, alias: str) -> InstanceKey | None:

@@ -134,11 +134,11 @@ async def audit_recovery_uid(request: Request, uid: str) -> list[dict[str, Any]]
 
 
 def _cluster_names(request: Request, name: str) -> list[str]:
-    """A cluster's name and alias; for a cluster no longer in the fleet, the given text itself."""
-    from services.api.fleet import find_view
-
-    view = find_view(deps.runtime(request).views(), name)
-    return [view.name, view.alias] if view else [name]
+    """Every name a cluster answers to (name, alias, names before failovers); for a cluster no longer
+    in the fleet, the given text itself."""
+    directory = deps.runtime(request).directory()
+    view = directory.find(name)
+    return directory.names_of(view) if view else [name]
 
 
 @router.get("/audit-recovery/cluster/{name}", summary="A cluster's recoveries")

@@ -36,11 +36,10 @@ async def events(
 
 
 def _cluster_names(request: Request, clusters: list[str] | None) -> list[str]:
-    from services.api.fleet import find_view
-
+    directory = deps.runtime(request).directory()
     names: list[str] = []
     for name in clusters or []:
-        view = find_view(deps.runtime(request).views(), name)
+        view = directory.find(name)
         names.extend([view.name] if view else [name])
     return names
 

@@ -19,7 +19,6 @@ from libs.store import queries
 from services.api import deps
 from services.api.auth import reader
 from services.api.envelope import bad_request
-from services.api.fleet import find_view
 from services.api.hub import LiveEvent
 from services.api.numbers import is_number
 
@@ -51,10 +50,11 @@ async def events(
     if raw_id is not None and not is_number(raw_id.strip()):
         raise bad_request(f"bad Last-Event-ID {raw_id!r}: expected a number")
     types = [t.strip() for item in type or [] for t in item.split(",") if t.strip()]
+    directory = rt.directory()
     names: list[str] = []
     for name in cluster or []:
-        view = find_view(rt.views(), name)
-        names.append(view.name if view else name)
+        view = directory.find(name)
+        names.extend(directory.names_of(view) if view else [name])
     sub = rt.hub.subscribe()
     if raw_id is not None:
         after = int(raw_id)

@@ -15,7 +15,6 @@ from libs.recovery.downtime import Downtime
 from services.api import commands, deps
 from services.api.auth import admin
 from services.api.envelope import ApiError, bad_request, not_found, ok
-from services.api.fleet import view_of
 from services.api.shapes import key_json
 
 router = APIRouter(prefix="/api", tags=["orchestrator: instances"], dependencies=[Depends(admin)])
@@ -33,7 +32,7 @@ async def discover(request: Request, host: str, port: str) -> Any:
         return ok(f"Registered {key}; no prober answered yet", {"Key": key_json(key)})
     if not snap.reachable:
         raise ApiError(502, f"cannot probe {key}: {snap.error}", {"Key": key_json(key)})
-    view = view_of(rt.views(), snap.key)
+    view = rt.directory().containing(snap.key)
     state = view.get(snap.key) if view else None
     if view is None or state is None:
         return ok(f"Instance discovered: {snap.key}", {"Key": key_json(snap.key)})

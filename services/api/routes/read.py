@@ -1,4 +1,5 @@
-"""orchestrator's read routes: clusters, instances, topology, masters, downtimed, replication-analysis.
+"""orchestrator's read routes: clusters, instances, topology[-tabulated], masters, downtimed,
+replication-analysis.
 
 All answer from the in-memory fleet (the read model's instances) plus the KV mirrors; nothing here
 touches MySQL. Bare JSON on success (as orchestrator), the ERROR envelope on failure.
@@ -6,12 +7,15 @@ touches MySQL. Bare JSON on success (as orchestrator), the ERROR envelope on fai
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
 from libs.topology.analysis import analyze
-from libs.topology.render import ascii_tree
+from libs.topology.render import ascii_tree, tabulated_tree
+from libs.topology.succession import tops
 from libs.topology.view import ClusterView
 from services.api import deps
 from services.api.auth import reader
@@ -19,6 +23,7 @@ from services.api.envelope import not_found, ok
 from services.api.shapes import analysis_json, cluster_info_json
 
 router = APIRouter(prefix="/api", tags=["orchestrator: read"], dependencies=[Depends(reader)])
+Render = Callable[[ClusterView, datetime, timedelta], str]  # ascii_tree, tabulated_tree
 
 
 def _info(request: Request, view: ClusterView) -> dict[str, Any]:
@@ -32,12 +37,10 @@ def _instances(request: Request, view: ClusterView) -> list[dict[str, Any]]:
 
 
 def _master_doc(request: Request, view: ClusterView) -> dict[str, Any] | None:
+    """The cluster's live master (libs/topology/succession.py): never a server that does not answer."""
     rt = deps.runtime(request)
-    masters = view.masters
-    if not masters:
-        return None
-    writable = [m for m in masters if not m.info.read_only] or list(masters)
-    return deps.instance_doc(rt, writable[0], view)
+    master = rt.directory().master(view, rt.now(), rt.params.stale_after)
+    return deps.instance_doc(rt, master, view) if master is not None else None
 
 
 @router.get("/clusters", summary="Names of all clusters")
@@ -70,18 +73,34 @@ async def cluster_info_by_alias(request: Request, alias: str) -> dict[str, Any]:
     return _info(request, deps.cluster(deps.runtime(request), alias))
 
 
+def _drawn(request: Request, view: ClusterView, render: Render) -> Any:
+    """A topology route's answer: the envelope with the drawn tree as `Details`."""
+    rt = deps.runtime(request)
+    return ok(f"Topology for {view.name}", render(view, rt.now(), rt.params.stale_after))
+
+
+def _view_of(request: Request, host: str, port: str) -> ClusterView:
+    return deps.known(deps.runtime(request), deps.parse_key(host, port))[1]
+
+
 @router.get("/topology/{name}", summary="ASCII tree of a cluster (envelope, Details = text)")
 async def topology(request: Request, name: str) -> Any:
-    rt = deps.runtime(request)
-    view = deps.cluster(rt, name)
-    return ok(f"Topology for {view.name}", ascii_tree(view, rt.now(), rt.params.stale_after))
+    return _drawn(request, deps.cluster(deps.runtime(request), name), ascii_tree)
 
 
 @router.get("/topology/{host}/{port}", summary="ASCII tree of the cluster of an instance")
 async def topology_of_instance(request: Request, host: str, port: str) -> Any:
-    rt = deps.runtime(request)
-    _, view = deps.known(rt, deps.parse_key(host, port))
-    return ok(f"Topology for {view.name}", ascii_tree(view, rt.now(), rt.params.stale_after))
+    return _drawn(request, _view_of(request, host, port), ascii_tree)
+
+
+@router.get("/topology-tabulated/{name}", summary="The ASCII tree with its facts in |-separated columns")
+async def topology_tabulated(request: Request, name: str) -> Any:
+    return _drawn(request, deps.cluster(deps.runtime(request), name), tabulated_tree)
+
+
+@router.get("/topology-tabulated/{host}/{port}", summary="The tabulated tree of the cluster of an instance")
+async def topology_tabulated_of_instance(request: Request, host: str, port: str) -> Any:
+    return _drawn(request, _view_of(request, host, port), tabulated_tree)
 
 
 @router.get("/instance/{host}/{port}", summary="One instance (orchestrator's Instance)")
@@ -103,7 +122,8 @@ async def master(request: Request, name: str) -> Any:
     view = deps.cluster(deps.runtime(request), name)
     doc = _master_doc(request, view)
     if doc is None:
-        raise not_found(f"master of cluster {view.name}")
+        down = ", ".join(str(s.key) for s in tops(view))
+        raise not_found(f"master of cluster {view.name}: no live master ({down} not answering)")
     return doc
 
 

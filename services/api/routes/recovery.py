@@ -4,6 +4,7 @@ lives in KV (`baton_settings/recoveries`)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,13 +14,15 @@ from libs.models import InstanceKey
 from libs.models.commands import (
     GLOBAL_RECOVERIES_KEY,
     AckScope,
+    BlockedRecovery,
     CommandRequest,
     GlobalRecoveries,
     RecoveryVerb,
 )
+from libs.store import queries
 from services.api import commands, deps
 from services.api.auth import admin, reader
-from services.api.envelope import not_found, ok
+from services.api.envelope import ApiError, not_found, ok
 from services.api.shapes import key_json
 
 router = APIRouter(prefix="/api", tags=["orchestrator: recovery"])
@@ -207,21 +210,40 @@ async def _blocked(request: Request, name: str | None) -> Any:
     reply = await commands.recovery_command(rt, req)
     if not reply.blocked and isinstance(reply.details, list):
         return reply.details
-    return [
-        {
-            "FailedInstanceKey": key_json(b.instance),
-            "ClusterName": b.cluster,
-            "Analysis": b.analysis,
-            "LastBlockedTimestamp": b.blocked_at.isoformat() if b.blocked_at else "",
-            "BlockingRecoveryId": b.blocking_uid,
-            "BlockedUntil": b.blocked_until.isoformat() if b.blocked_until else "",
-        }
-        for b in reply.blocked
-    ]
+    ids: dict[str, int] = {}
+    for uid in {b.blocking_uid for b in reply.blocked}:
+        rows = await queries.recoveries(rt.store, uid=uid, limit=1)
+        ids[uid] = (rows[0].id or 0) if rows else 0
+    return [blocked_json(b, ids[b.blocking_uid]) for b in reply.blocked]
+
+
+def blocked_json(b: BlockedRecovery, blocking_id: int) -> dict[str, Any]:
+    """orchestrator's BlockedTopologyRecovery: the refused attempt (FailedInstanceKey, ClusterName,
+    Analysis, LastBlockedTimestamp) and `BlockingRecoveryId`, the blocking recovery's `Id` in
+    audit-recovery (0 until the read model has it); Baton's extras after them."""
+
+    def iso(at: datetime | None) -> str:
+        return at.isoformat() if at else ""
+
+    return {
+        "FailedInstanceKey": key_json(b.instance),
+        "ClusterName": b.cluster,
+        "Analysis": b.analysis,
+        "LastBlockedTimestamp": iso(b.last_blocked_at),
+        "BlockingRecoveryId": blocking_id,
+        "ClusterAlias": b.alias,
+        "BlockingRecoveryUID": b.blocking_uid,
+        "FirstBlockedTimestamp": iso(b.first_blocked_at),
+        "BlockedCount": b.count,
+        "BlockedUntil": iso(b.blocked_until),
+        "Reason": b.reason,
+    }
 
 
 @router.get(
-    "/blocked-recoveries", dependencies=[Depends(reader)], summary="Recoveries blocked by anti-flapping"
+    "/blocked-recoveries",
+    dependencies=[Depends(reader)],
+    summary="Automated recoveries refused by an anti-flapping block (orchestrator's BlockedTopologyRecovery)",
 )
 async def blocked(request: Request) -> Any:
     return await _blocked(request, None)
@@ -234,6 +256,53 @@ async def blocked(request: Request) -> Any:
 )
 async def blocked_cluster(request: Request, name: str) -> Any:
     return await _blocked(request, name)
+
+
+async def _submit_masters(request: Request, hint: str | None) -> Any:
+    """orchestrator's SubmitMastersToKvStores: the recovery leader makes baton_masters hold every
+    cluster's (or the hinted cluster's) live master and has the kvpublishers reconcile; Details are the
+    KV pairs of the submitted masters."""
+    rt = deps.runtime(request)
+    view = None
+    if hint:
+        try:
+            view = deps.cluster(rt, hint)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            raise ApiError(404, f"Unable to determine cluster name. clusterHint={hint}") from None
+    req = CommandRequest(
+        verb=RecoveryVerb.SUBMIT_MASTERS_TO_KV_STORES.value,
+        requested_by=deps.principal_name(request),
+        cluster=view.name if view else None,
+        alias=view.alias if view else None,
+    )
+    reply = await commands.recovery_command(rt, req)
+    return ok(reply.message or "Submitted 0 masters", reply.details if reply.details is not None else [])
+
+
+@router.api_route(
+    "/submit-masters-to-kv-stores",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Write every cluster's master to baton_masters and the KV stores",
+)
+# orchestrator-client asks `submit-masters-to-kv-stores/` (empty alias): served as is, not redirected
+@router.api_route(
+    "/submit-masters-to-kv-stores/", methods=deps.BOTH, dependencies=ADMIN, include_in_schema=False
+)
+async def submit_masters(request: Request) -> Any:
+    return await _submit_masters(request, None)
+
+
+@router.api_route(
+    "/submit-masters-to-kv-stores/{hint}",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Write a cluster's master (by alias, name or instance) to baton_masters and the KV stores",
+)
+async def submit_cluster_master(request: Request, hint: str) -> Any:
+    return await _submit_masters(request, hint)
 
 
 async def _switch(request: Request, enabled: bool) -> Any:

@@ -23,6 +23,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 
 let refreshTimer = null;
 let quickTimer = null;
+let problemCount = 0;  // problems in the last replication-analysis: the header badge says so
 
 // ---- DOM helpers (text only: nothing from the API is ever parsed as HTML) --------------------------
 function build(node, attrs, children) {
@@ -213,6 +214,11 @@ async function refresh() {
     const members = await Promise.all(
       infos.map((i) => getJSON(`cluster/${encodeURIComponent(i.ClusterName)}`).catch(() => [])));
     const problems = analysis.Details || [];
+    // what the badge counts: every analysis entry, plus every instance that is not ok (unreachable,
+    // not replicating, lagging) that no entry names
+    const named = new Set(problems.map((p) => keyText(p.AnalyzedInstanceKey)));
+    const troubled = members.flat().filter((i) => !["ok", "downtimed"].includes(stateOf(i)));
+    problemCount = problems.length + troubled.filter((i) => !named.has(keyText(i.Key))).length;
     const problemsOf = (name) => problems.filter((p) => (p.ClusterDetails || {}).ClusterName === name);
     const cards = infos.map((info, i) => clusterCard(info, members[i], problemsOf(info.ClusterName)));
     replace($("clusters"), cards.length ? cards : el("p", { class: "muted" }, "No clusters known yet."));
@@ -230,9 +236,12 @@ async function refresh() {
 async function refreshHealth() {
   try {
     const body = await (await fetch(`${API}health`, { credentials: "same-origin" })).json();
+    // "healthy" only when Baton is and no cluster has a problem: a DeadMaster beside a green badge lies.
     const healthy = Boolean((body.Details || {}).Healthy);
-    $("health").textContent = healthy ? "healthy" : "unhealthy";
-    $("health").className = `pill ${healthy ? "ok" : "unreachable"}`;
+    const troubled = problemCount > 0;
+    $("health").textContent = !healthy ? "Baton unhealthy"
+      : troubled ? `${problemCount} problem${problemCount === 1 ? "" : "s"}` : "healthy";
+    $("health").className = `pill ${healthy && !troubled ? "ok" : "unreachable"}`;
     const leader = (body.Details || {}).RecoveryLeader;
     $("leader").textContent = leader ? `recovery leader: ${leader}` : "no recovery leader";
   } catch (err) {

@@ -48,6 +48,11 @@ def test_read_verbs(app: typer.Typer, api: ApiProcess, topo: dict[str, InstanceS
     lines = out.splitlines()
     assert code == 0 and len(lines) == 4 and lines[0].startswith(master) and lines[1].startswith("+ ")
     assert run(app, api, "topology", "-i", replica)[1] == out
+    code, out, _ = run(app, api, "topology-tabulated", "-a", master)
+    tabulated = out.splitlines()
+    assert code == 0 and len(tabulated) == 4 and tabulated[0].startswith(master)
+    assert all(line.count("|") == 6 for line in tabulated) and tabulated[1].startswith("+ ")
+    assert run(app, api, "topology-tabulated", "-i", replica)[1] == out
     assert run(app, api, "instance", "-i", replica)[1].strip() == replica
     assert run(app, api, "which-master", "-i", replica)[1].strip() == master
     assert run(app, api, "which-cluster", "-i", replica)[1].strip() == master

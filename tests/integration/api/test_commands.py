@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -20,6 +21,8 @@ from libs.models.commands import BlockedRecovery, CommandReply, CommandRequest, 
 from libs.sandbox import Sandbox
 from tests.integration.api import builders
 from tests.integration.api.conftest import ApiProcess, publish_topology
+
+BLOCKED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,14 @@ async def responder(nats_url: str, successor: InstanceKey, seen: list[CommandReq
             reply = CommandReply(status=CommandStatus.OK, acknowledged=["u1", "u2"])
         elif verb == "blocked-recoveries":
             block = BlockedRecovery(
-                cluster=req.cluster or "c", instance=successor, analysis="DeadMaster", blocking_uid="u1"
+                cluster=req.cluster or "c",
+                instance=successor,
+                analysis="DeadMaster",
+                blocking_uid="u1",
+                first_blocked_at=BLOCKED_AT,
+                last_blocked_at=BLOCKED_AT + timedelta(seconds=4),
+                count=3,
+                blocked_until=BLOCKED_AT + timedelta(hours=1),
             )
             reply = CommandReply(status=CommandStatus.OK, blocked=[block])
         else:
@@ -123,12 +133,23 @@ async def test_recovery_commands_round_trip(api: ApiProcess, topo: dict[str, Ins
         assert seen[-1].scope == "all"
         assert (await http.get("/ack-recovery/uid/abc", params={"comment": "y"})).status_code == 200
 
-        blocked = (await http.get("/blocked-recoveries")).json()
-        assert (
-            blocked[0]["Analysis"] == "DeadMaster"
-            and blocked[0]["FailedInstanceKey"]["Port"] == successor.port
-        )
-        assert (await http.get(f"/blocked-recoveries/cluster/{master}")).status_code == 200
+        (blocked,) = (await http.get("/blocked-recoveries")).json()
+        assert blocked == {  # orchestrator's BlockedTopologyRecovery, then Baton's extras
+            "FailedInstanceKey": {"Hostname": successor.host, "Port": successor.port},
+            "ClusterName": "c",
+            "Analysis": "DeadMaster",
+            "LastBlockedTimestamp": (BLOCKED_AT + timedelta(seconds=4)).isoformat(),
+            "BlockingRecoveryId": 0,  # u1 is not in the read model
+            "ClusterAlias": "",
+            "BlockingRecoveryUID": "u1",
+            "FirstBlockedTimestamp": BLOCKED_AT.isoformat(),
+            "BlockedCount": 3,
+            "BlockedUntil": (BLOCKED_AT + timedelta(hours=1)).isoformat(),
+            "Reason": "",
+        }
+        resp = await http.get(f"/blocked-recoveries/cluster/{topo['replica2'].key}")
+        assert resp.status_code == 200 and resp.json()[0]["ClusterName"] == str(master)
+        assert seen[-1].verb == "blocked-recoveries" and seen[-1].cluster == str(master)
 
 
 async def test_recovery_commands_bad_input(api: ApiProcess, topo: dict[str, InstanceSnapshot]) -> None:

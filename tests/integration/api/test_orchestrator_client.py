@@ -44,6 +44,13 @@ def test_read_commands(api: ApiProcess, topo: dict[str, InstanceSnapshot]) -> No
     tree = oc(api, "-c", "topology", "-i", replica).stdout.splitlines()
     assert len(tree) == 4 and tree[0].startswith(master) and all(t.startswith("+ ") for t in tree[1:])
     assert oc(api, "-c", "topology", "-a", master).stdout.splitlines() == tree
+    tabulated = oc(api, "-c", "topology-tabulated", "-i", replica)
+    assert tabulated.returncode == 0, tabulated.stderr
+    rows = tabulated.stdout.splitlines()
+    assert len(rows) == 4 and rows[0].startswith(f"{master} ") and all(r.startswith("+ ") for r in rows[1:])
+    assert all(r.count("|") == 6 for r in rows) and len({r.index("|") for r in rows}) == 1
+    assert [r.split("|")[4] for r in rows] == ["rw", "ro", "ro", "ro"]
+    assert oc(api, "-c", "topology-tabulated", "-a", master).stdout.splitlines() == rows
     assert oc(api, "-c", "instance", "-i", replica).stdout.strip() == replica
     assert oc(api, "-c", "which-master", "-i", replica).stdout.strip() == master
     assert oc(api, "-c", "which-cluster", "-i", replica).stdout.strip() == master

@@ -81,6 +81,28 @@ def test_topology_ascii_tree(api: ApiProcess, topo: dict[str, InstanceSnapshot])
     assert same.splitlines()[0] == lines[0]
 
 
+def test_topology_tabulated_has_the_trees_facts_in_aligned_columns(
+    api: ApiProcess, topo: dict[str, InstanceSnapshot]
+) -> None:
+    master = topo["master"].key
+    tree = api.get(f"topology/{master}").json()["Details"].splitlines()
+    body = api.get(f"topology-tabulated/{master}").json()
+    assert body["Code"] == "OK" and body["Message"] == f"Topology for {master}"
+    lines = body["Details"].splitlines()
+    assert len(lines) == 4 and len({len(line) for line in lines}) == 1  # every column padded
+    bars = {tuple(i for i, ch in enumerate(line) if ch == "|") for line in lines}
+    assert len(bars) == 1 and len(bars.pop()) == 6  # the same 7 columns in every line
+    for bracketed, tabulated in zip(tree, lines, strict=True):
+        cells = [c.strip() for c in tabulated.split("|")]
+        assert bracketed.startswith(cells[0] + " ")
+        assert bracketed.endswith("[" + ",".join(c for c in cells[1:] if c) + "]")
+    assert lines[0].split("|")[4] == "rw" and all(line.split("|")[4] == "ro" for line in lines[1:])
+    by_instance = api.get(f"topology-tabulated/{_hp(topo['replica3'])}").json()
+    assert by_instance["Details"].splitlines()[0] == lines[0]
+    missing = api.get("topology-tabulated/nope")
+    assert missing.status_code == 404 and missing.json()["Code"] == "ERROR"
+
+
 def test_instance_fields_match_the_server(api: ApiProcess, topo: dict[str, InstanceSnapshot]) -> None:
     master, replica = topo["master"], topo["replica1"]
     doc = api.get(f"instance/{_hp(replica)}").json()

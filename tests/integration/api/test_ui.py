@@ -135,6 +135,10 @@ async def test_browser_draws_the_topology(ui_api: ApiProcess, sandbox4: Sandbox,
     keys = {name: str(sandbox4.key(name)) for name in sandbox4.names}
     async with open_page(f"{ui_api.base}/ui/", tmp_path / "profile") as page:
         assert await page.wait_for(LOADED), (await page.dom())[:3000]
+        # a replica does not replicate: the header must not say "healthy" beside that problem
+        badge = "document.getElementById('health').textContent"
+        assert await page.wait_for(f"/problem/.test({badge})", within=15), await page.evaluate(badge)
+        assert await page.evaluate("document.getElementById('health').className") == "pill unreachable"
         dom = await page.dom()
         shot = Path(os.environ.get("BATON_UI_SCREENSHOT") or tmp_path / "ui.png")
         await page.screenshot(shot)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -50,13 +51,13 @@ async def wait_until(what: str, check, timeout: float = 30.0, every: float = 0.2
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
-@pytest.fixture
-async def baton_up(tmp_path: Path, consul_server: ConsulTestServer) -> AsyncIterator[tuple[str, Path]]:
+@contextlib.asynccontextmanager
+async def run_baton_up(tmp_path: Path, config: dict[str, object]) -> AsyncIterator[tuple[str, Path]]:
+    """`baton up --sandbox --config <config>` as one subprocess; stopped with SIGTERM, which must exit
+    0 and leave no sandbox server behind. Yields the API URL and the state dir."""
     port = free_port()
-    config = tmp_path / "baton.json"
-    config.write_text(
-        json.dumps({"ConsulAddress": consul_server.address, "KVClusterMasterPrefix": "mysql/master"})
-    )
+    config_file = tmp_path / "baton.json"
+    config_file.write_text(json.dumps(config))
     state = tmp_path / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
     log = (tmp_path / "up.log").open("wb")
@@ -64,7 +65,7 @@ async def baton_up(tmp_path: Path, consul_server: ConsulTestServer) -> AsyncIter
         "up",
         "--sandbox",
         "--config",
-        str(config),
+        str(config_file),
         "--state-dir",
         str(state),
         "--listen",
@@ -90,6 +91,13 @@ async def baton_up(tmp_path: Path, consul_server: ConsulTestServer) -> AsyncIter
         # a clean shutdown leaves no sandbox server behind
         nodes = state / "sandbox" / "nodes"
         assert not nodes.exists() or not any(nodes.iterdir()), "sandbox data dirs left behind"
+
+
+@pytest.fixture
+async def baton_up(tmp_path: Path, consul_server: ConsulTestServer) -> AsyncIterator[tuple[str, Path]]:
+    config = {"ConsulAddress": consul_server.address, "KVClusterMasterPrefix": "mysql/master"}
+    async with run_baton_up(tmp_path, config) as running:
+        yield running
 
 
 def sandbox_master(state: Path) -> tuple[str, int]:
@@ -166,7 +174,11 @@ async def test_up_look_kill_the_master_and_watch_it_recover(
             return out.stdout if out.returncode == 0 and first and successor in first[0] else None
 
         new_tree = await wait_until("the tree under the new master", tree_shows_new_master, timeout=10)
-        assert len(new_tree.strip().splitlines()) == 3, new_tree  # the new master and the other two replicas
+        # the new master with the other two replicas under it, then the dead old master (listed in the
+        # cluster it left, as orchestrator does, and marked unreachable)
+        lines = new_tree.strip().splitlines()
+        assert len(lines) == 4 and sum(ln.startswith("+ ") for ln in lines) == 2, new_tree
+        assert lines[-1].startswith(master) and "unreachable" in lines[-1], new_tree
 
         async def consul_holds_it() -> bool:
             async with httpx.AsyncClient(base_url=consul_server.url) as c:

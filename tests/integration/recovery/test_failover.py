@@ -4,6 +4,8 @@ Every test kills or breaks a sandbox, so each starts its own (about 3 s)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from libs.errors import LeadershipLost
@@ -86,7 +88,7 @@ async def test_most_up_to_date_must_not_replica_serves_a_two_step_promotion(
     master, ahead = sb.key("master"), sb.key("replica3")
     rules = CandidateRules(
         registered={
-            ahead: RegisteredRule(rule=PromotionRule.MUST_NOT, expires_at=utcnow().replace(year=2100))
+            ahead: RegisteredRule(rule=PromotionRule.MUST_NOT, expires_at=utcnow() + timedelta(days=366))
         }
     )
     h = build(sb, rules=rules)

@@ -12,7 +12,9 @@ import math
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import nats.js.errors
 import pytest
 
@@ -20,13 +22,21 @@ from libs.bus.provision import BLOCKS, DOWNTIME, SETTINGS
 from libs.bus.server import NatsServer
 from libs.bus.subjects import kv_key
 from libs.models import InstanceKey, utcnow
-from libs.models.commands import GLOBAL_RECOVERIES_KEY, AckScope, CommandStatus, GlobalRecoveries
+from libs.models.commands import (
+    GLOBAL_RECOVERIES_KEY,
+    AckScope,
+    BlockedRecovery,
+    CommandStatus,
+    GlobalRecoveries,
+)
 from libs.recovery.audit import Outcome, RecoveryRecord
 from libs.recovery.downtime import Downtime
 from libs.recovery.store import RECOVERIES
 from libs.sandbox import SANDBOX_DB, Sandbox
 from libs.sandbox.spec import chain, master_replicas
 from tests.fixtures.sandbox import SandboxFactory
+from tests.integration.api.conftest import start_api
+from tests.integration.e2e.test_baton_up import baton_cli
 from tests.integration.recovery.harness import wait_replicating_from, writable_masters, write_rows
 from tests.integration.recovery.stack import Events, Stack, master_of
 from tests.integration.recovery.writer import Writer, prepare
@@ -99,7 +109,9 @@ async def test_filtered_cluster_is_detected_not_recovered_then_recover_and_old_m
         assert f"cluster {master} (alias {master}) is not in RecoverMasterClusterFilters" in record["reason"]
         await asyncio.sleep(0.5)  # nothing happens on its own
         assert await writable_masters(sb, sb.names) == []
-        assert stack.bus is not None and await master_of(stack.bus.js, str(master)) is None
+        assert stack.bus is not None
+        seeded = await master_of(stack.bus.js, str(master))  # the leader's seed, if any: the old master
+        assert seeded is None or (seeded.master == master and seeded.recovery_uid is None)
 
         # The operator's recover: forced past the filter.
         healthy = await stack.command("recover", cluster=str(master), instance=master)
@@ -133,14 +145,37 @@ async def test_filtered_cluster_is_detected_not_recovered_then_recover_and_old_m
         await stack.stop()
 
 
-@pytest.mark.timeout(60)
+async def _api_json(http: httpx.AsyncClient, path: str, within: float = 10.0, until: Any = bool) -> Any:
+    """GET `path` of the API until `until(json)` holds (the read model follows the streams)."""
+    deadline = time.monotonic() + within
+    while True:
+        resp = await http.get(path)
+        body = resp.json() if resp.status_code == 200 else None
+        if body is not None and until(body):
+            return body
+        assert time.monotonic() < deadline, f"{path}: {resp.status_code} {resp.text[:300]}"
+        await asyncio.sleep(0.1)
+
+
+async def _refused(stack: Stack, within: float = 5.0, **fields: Any) -> list[BlockedRecovery]:
+    deadline = time.monotonic() + within
+    while not (listed := (await stack.command("blocked-recoveries", **fields)).blocked):
+        assert time.monotonic() < deadline, "blocked-recoveries stayed empty"
+        await asyncio.sleep(0.05)
+    return listed
+
+
+@pytest.mark.timeout(90)
 async def test_second_failure_inside_the_block_period_waits_for_an_acknowledgement(
-    sandbox_factory: SandboxFactory, nats_server: NatsServer
+    sandbox_factory: SandboxFactory, nats_server: NatsServer, tmp_path: Path
 ) -> None:
     sb = await sandbox_factory(master_replicas(3))
+    store = f"sqlite+aiosqlite:///{tmp_path}/rm.db"
+    api = await asyncio.to_thread(start_api, tmp_path, nats_server.url, store, "sqlite")
     stack, events = await _started(
         sb, nats_server.url, RecoveryPeriodBlockSeconds=600, MasterFailoverLostInstancesDowntimeMinutes=10
     )
+    http = httpx.AsyncClient(base_url=api.api, timeout=30)
     try:
         first = await stack.failover()
         assert first.record.outcome is Outcome.SUCCEEDED, first.record.reason
@@ -148,8 +183,7 @@ async def test_second_failure_inside_the_block_period_waits_for_an_acknowledgeme
         assert stack.bus is not None
         downtime = await (await stack.bus.js.key_value(DOWNTIME)).get(kv_key(str(sb.key("master"))))
         assert Downtime.model_validate_json(downtime.value or b"").reason == "lost-in-recovery"
-        listed = await stack.command("blocked-recoveries")
-        assert [b.blocking_uid for b in listed.blocked] == [first.record.uid]
+        assert (await stack.command("blocked-recoveries")).blocked == []  # a block, but nothing refused yet
 
         name = sb.name_of(s1)
         assert name is not None
@@ -157,15 +191,44 @@ async def test_second_failure_inside_the_block_period_waits_for_an_acknowledgeme
         sb.kill(name)  # the new master dies too: flapping
         blocked = await events.wait("recovery.skipped", skip_code="blocked", failed=str(s1))
         assert first.record.uid in blocked.data["record"]["reason"]
+        assert blocked.data["record"]["blocked_by"] == first.record.uid
+
+        # blocked-recoveries lists the refused attempt (orchestrator's BlockedTopologyRecovery), and its
+        # last refusal moves with every retry although no new `skipped` event is published
+        (attempt,) = await _refused(stack, cluster=str(s1))  # kept right after the event is published
+        assert attempt.instance == s1 and attempt.blocking_uid == first.record.uid
+        assert attempt.cluster == str(s1) and attempt.analysis == blocked.data["record"]["code"]
+        assert attempt.last_blocked_at is not None and attempt.first_blocked_at is not None
+        audit = await _api_json(http, f"/audit-recovery/uid/{first.record.uid}")
+        (row,) = await _api_json(http, "/blocked-recoveries")
+        assert row["FailedInstanceKey"] == {"Hostname": s1.host, "Port": s1.port}
+        assert row["ClusterName"] == str(s1) and row["Analysis"] == attempt.analysis
+        assert row["BlockingRecoveryId"] == audit[0]["Id"] > 0
+        assert row["BlockingRecoveryUID"] == first.record.uid
         await asyncio.sleep(1.0)  # blocked means blocked: nobody was promoted meanwhile
         others = [n for n in ("replica1", "replica2", "replica3") if n != name]
         assert await writable_masters(sb, others) == []
         assert await master_of(stack.bus.js, str(s1)) is None
+        (later,) = (await stack.command("blocked-recoveries")).blocked
+        assert later.last_blocked_at is not None and later.last_blocked_at > attempt.last_blocked_at
+        assert later.count > attempt.count
+        assert later.first_blocked_at == attempt.first_blocked_at
+        (moved,) = await _api_json(http, f"/blocked-recoveries/cluster/{s1}")
+        assert moved["LastBlockedTimestamp"] > row["LastBlockedTimestamp"]
+        assert moved["FirstBlockedTimestamp"] == row["FirstBlockedTimestamp"]
+        assert len(events.matching("recovery.skipped", skip_code="blocked")) == 1  # retries are quiet
+        cli = await asyncio.to_thread(baton_cli, api.base, "blocked-recoveries", "-a", str(s1))
+        assert cli.returncode == 0, cli.stderr
+        (line,) = cli.stdout.splitlines()
+        assert f" {s1} {attempt.analysis} {s1} blocked by {first.record.uid} x" in line
 
         ack = await stack.command(
             "ack-recoveries", scope=AckScope.CLUSTER, cluster=str(s1), alias=str(s1), comment="checked: go on"
         )
         assert ack.status is CommandStatus.OK and ack.acknowledged == [first.record.uid], ack.message
+        assert (await stack.command("blocked-recoveries")).blocked == []
+        assert await _api_json(http, "/blocked-recoveries", until=lambda b: b == []) == []
+        assert (await asyncio.to_thread(baton_cli, api.base, "blocked-recoveries")).stdout == ""
         acked = await events.wait("recovery.acknowledged", uid=first.record.uid)
         assert acked.data["by"] == "test" and acked.data["comment"] == "checked: go on"
         s2 = await _wait_master(stack, str(s1), s1)
@@ -173,8 +236,10 @@ async def test_second_failure_inside_the_block_period_waits_for_an_acknowledgeme
         assert new in others and await writable_masters(sb, others) == [new]
         await wait_replicating_from(sb, (set(others) - {new}).pop(), s2)
     finally:
+        await http.aclose()
         await events.stop()
         await stack.stop()
+        await asyncio.to_thread(api.stop)
 
 
 @pytest.mark.timeout(60)

@@ -14,12 +14,12 @@ from libs.config import Settings
 from libs.models import Event, InstanceKey, InstanceSnapshot, utcnow
 from libs.models.commands import CommandReply, CommandStatus
 from libs.store import decode
+from libs.topology.succession import follow_masters
 from libs.topology.view import InstanceState, group_clusters
 from services.api.auth import Authenticator
 from services.api.commands import decode_reply
 from services.api.deps import parse_duration, parse_key
 from services.api.envelope import ApiError
-from services.api.fleet import find_view
 from services.api.shapes import matches_filters, thread_state
 
 TOKEN = "t" * 20
@@ -166,9 +166,13 @@ def test_find_view_by_alias_name_or_member() -> None:
         return InstanceState(key=snap.key, last_probe=snap, last_seen=snap)
 
     views = group_clusters([state(1, None), state(2, 1), state(9, None)])
-    assert find_view(views, "shop") is views[0]
-    assert find_view(views, "h:2") is views[0] and find_view(views, "h:9") is views[1]
-    assert find_view(views, "nope") is None and find_view(views, "h:77") is None
+    directory = follow_masters(views, [], utcnow(), timedelta(seconds=3))
+    assert directory.find("shop") is views[0]
+    assert directory.find("h:2") is views[0]
+    # h:9 reports the alias too, but the larger live cluster keeps it: h:9 answers to its own name
+    only = directory.find("h:9")
+    assert only is not None and (only.name, only.alias) == ("h:9", "h:9")
+    assert directory.find("nope") is None and directory.find("h:77") is None
 
 
 def test_decode_reply_both_shapes() -> None:

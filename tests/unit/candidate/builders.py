@@ -32,19 +32,29 @@ def _version(flavor: Flavor, version: str) -> str:
     return f"{version}.2-MariaDB-log" if flavor is Flavor.MARIADB else f"{version}.40-log"
 
 
-def master(*, dc: str = "dc1", region: str = "", fmt: str = "ROW", version: str = "10.11") -> InstanceState:
-    """The failed master: unreachable now, last seen 30 s ago."""
+def master(
+    *,
+    dc: str = "dc1",
+    region: str = "",
+    fmt: str = "ROW",
+    version: str = "10.11",
+    flavor: Flavor = Flavor.MARIADB,
+    **extra: Any,
+) -> InstanceState:
+    """The failed master: unreachable now, last seen 30 s ago. `extra`: more snapshot fields (its GTID
+    positions and server_uuid, for errant-transaction cases)."""
     seen = InstanceSnapshot(
         key=MASTER,
         probed_at=NOW - timedelta(seconds=30),
         reachable=True,
         server_id=1,
-        flavor=Flavor.MARIADB,
-        version=_version(Flavor.MARIADB, version),
+        flavor=flavor,
+        version=_version(flavor, version),
         log_bin=True,
         binlog_format=fmt,
         data_center=dc,
         region=region,
+        **extra,
     )
     probe = InstanceSnapshot.unreachable(MASTER, NOW - timedelta(seconds=1), "connection refused")
     return InstanceState(key=MASTER, last_probe=probe, last_seen=seen)
@@ -69,19 +79,32 @@ def r(
     reachable: bool = True,
     age: float = 1.0,
     downtimed: bool = False,
+    sql_running: bool = True,
+    sql_errno: int = 0,
+    sql_error: str = "",
+    io_errno: int = 0,
+    io_error: str = "",
+    exec_pos: int = 5000,
+    read_pos: int | None = None,
     **extra: Any,
 ) -> InstanceState:
     """One direct replica of MASTER. `pos` is the executed GTID position in the replica's flavor
-    (MariaDB gtid_slave_pos, MySQL gtid_executed); `applied=False` leaves 100 bytes of relay log."""
+    (MariaDB gtid_slave_pos, MySQL gtid_executed), `io_pos` what it received (MariaDB Gtid_IO_Pos,
+    MySQL Retrieved_Gtid_Set); `applied=False` leaves 100 bytes of relay log (`read_pos` sets the
+    read position outright). `io_errno`/`io_error`, `sql_errno`/`sql_error`: the last errors."""
     replication = ReplicationStatus(
         master=MASTER,
         master_server_id=1,
         io_state=IOThreadState.CONNECTING,
-        sql_running=True,
+        sql_running=sql_running,
+        last_io_errno=io_errno,
+        last_io_error=io_error,
+        last_sql_errno=sql_errno,
+        last_sql_error=sql_error,
         read_master_log_file="mysql-bin.000003",
-        read_master_log_pos=5000 if applied else 5100,
+        read_master_log_pos=read_pos if read_pos is not None else exec_pos + (0 if applied else 100),
         relay_master_log_file="mysql-bin.000003",
-        exec_master_log_pos=5000,
+        exec_master_log_pos=exec_pos,
         sql_delay=delay,
         using_gtid="Slave_Pos" if flavor is Flavor.MARIADB else "Yes",
         gtid_io_pos=(io_pos or pos) if flavor is Flavor.MARIADB else "",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,16 @@ from tests.unit.candidate.builders import MASTER, NOW, cluster, k, master, r
 P = PromotionRule
 A = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 B = "4f22ab58-71ca-11e1-9e33-c80aa9429562"
+E = "5a33bc69-71ca-11e1-9e33-c80aa9429562"  # a replica's own uuid: its local writes are errant
+MY: dict[str, Any] = {"flavor": Flavor.MYSQL, "version": "8.0"}
+MY_MASTER = master(flavor=Flavor.MYSQL, version="8.0", server_uuid=A, gtid_executed=f"{A}:1-98")
+DUP: dict[str, Any] = {
+    "sql_running": False,
+    "sql_errno": 1062,
+    "sql_error": "Duplicate entry '5' for key 'PRIMARY'",
+}
+ALWAYS = CandidateRules(promote_errant="always")
+NEVER = CandidateRules(promote_errant="never")
 
 
 @dataclass
@@ -32,7 +43,8 @@ class Case:
     rules: CandidateRules = field(default_factory=CandidateRules)
     failed: InstanceState | None = None
     reason: str = ""  # substring of plan.reason when no plan
-    why: dict[int, str] = field(default_factory=dict)  # substrings of passed_over reasons
+    why: dict[int, str] = field(default_factory=dict)  # substrings of passed_over (or lost) reasons
+    errant: dict[int, str] | None = None  # the plan's errant sets, when the case is about them
 
 
 def registered(n: int, rule: PromotionRule, valid_for: timedelta) -> CandidateRules:
@@ -168,6 +180,83 @@ CASES = [
     Case("MySQL GTID: multi-source superset as intermediate",
          [r(7, flavor=Flavor.MYSQL, version="8.0", pos=f"{A}:1-100,{B}:1-5", rule=P.MUST_NOT),
           r(8, flavor=Flavor.MYSQL, version="8.0", pos=f"{A}:1-100,{B}:1-4")], 8, intermediate=7),
+    # -- received is not applied: replicas are ranked by what they hold ------------------------------------
+    Case("received more, applied less: what it holds wins",
+         [r(7, pos="0-1-100", io_pos="0-1-105"), r(8, pos="0-1-102")], 7,
+         why={8: "less up to date than 127.0.0.1:23307 (counting what 127.0.0.1:23307 received but has not "
+                 "applied yet)"}),
+    Case("MySQL: Retrieved_Gtid_Set counts",
+         [r(7, **MY, pos=f"{A}:1-100", io_pos=f"{A}:95-105"), r(8, **MY, pos=f"{A}:1-102")], 7),
+    Case("no GTIDs: the read position counts, not the executed one",
+         [r(7, pos="", exec_pos=5000, read_pos=5100), r(8, pos="", exec_pos=5050)], 7),
+    Case("applying received transactions the successor lacks: lost",
+         [r(7, pos="0-1-100", io_pos="0-1-105", log_bin=False), r(8, pos="0-1-102")], 8, lost={7},
+         why={7: "127.0.0.1:23307 is applying received transactions 127.0.0.1:23308 will not have"}),
+    Case("received, SQL thread stopped: kept, its relay log is dropped on repoint",
+         [r(7, pos="0-1-100", io_pos="0-1-105", log_bin=False, sql_running=False), r(8, pos="0-1-102")], 8),
+    Case("must_not holding received transactions nobody else has: two-step through it",
+         [r(7, rule=P.MUST_NOT, pos="0-1-100", io_pos="0-1-103"), r(8, pos="0-1-101")], 8, intermediate=7,
+         why={7: "two-step intermediate once it has applied its relay log"}),
+    Case("delayed holding received transactions nobody else has: two-step, its delay lifted",
+         [r(7, delay=3600, pos="0-1-90", io_pos="0-1-103"), r(8, pos="0-1-101")], 8, intermediate=7,
+         why={7: "once it has applied its relay log (its SQL_Delay of 3600 s lifted for that)"}),
+    Case("other DC holding received transactions nobody else has, cross-DC failover prevented: two-step",
+         [r(7, dc="dc2", pos="0-1-100", io_pos="0-1-103"), r(8, pos="0-1-101")], 8, intermediate=7,
+         rules=CandidateRules(prevent_cross_data_center_master_failover=True)),
+    # -- errant transactions never count as progress ------------------------------------------------------
+    Case("MySQL: errant on top of the same upstream data: the clean one wins, the errant one is kept",
+         [r(7, **MY, pos=f"{A}:1-100,{E}:1-5"), r(8, **MY, pos=f"{A}:1-100")], 8, failed=MY_MASTER,
+         why={7: f"127.0.0.1:23307 has errant GTIDs {E}:1-5 and BatonPromoteReplicasWithErrantGTID is "
+                 "last-resort"},
+         errant={7: f"{E}:1-5"}),
+    Case("MySQL: a lead made of errant transactions only is no lead (orchestrator counts them)",
+         [r(7, **MY, pos=f"{A}:1-99,{E}:1-5"), r(8, **MY, pos=f"{A}:1-100")], 8, failed=MY_MASTER,
+         rules=ALWAYS, why={7: "127.0.0.1:23307 is less up to date than 127.0.0.1:23308"}),
+    Case("always: same upstream data, the clean one ranks first",
+         [r(7, **MY, pos=f"{A}:1-100,{E}:1-5"), r(8, **MY, pos=f"{A}:1-100")], 8, failed=MY_MASTER,
+         rules=ALWAYS,
+         why={7: f"127.0.0.1:23307 holds the same upstream transactions as 127.0.0.1:23308; its errant GTIDs "
+                 f"{E}:1-5 do not count as progress"}),
+    Case("last-resort: a clean neutral beats an errant prefer",
+         [r(7, **MY, pos=f"{A}:1-100,{E}:1-5", rule=P.PREFER), r(8, **MY, pos=f"{A}:1-100")], 8,
+         failed=MY_MASTER),
+    Case("always: the rule decides between errant prefer and clean neutral",
+         [r(7, **MY, pos=f"{A}:1-100,{E}:1-5", rule=P.PREFER), r(8, **MY, pos=f"{A}:1-100")], 7,
+         failed=MY_MASTER, rules=ALWAYS),
+    Case("last-resort: an errant replica alone is promoted",
+         [r(7, **MY, pos=f"{A}:1-100,{E}:1-5")], 7, failed=MY_MASTER, errant={7: f"{E}:1-5"}),
+    Case("never: an errant replica alone is not promoted",
+         [r(7, **MY, pos=f"{A}:1-100,{E}:1-5")], None, failed=MY_MASTER, rules=NEVER,
+         reason=f"127.0.0.1:23307 has errant GTIDs {E}:1-5 and BatonPromoteReplicasWithErrantGTID is never"),
+    Case("last-resort: an errant must_not ahead still serves as intermediate (no replica lost)",
+         [r(7, **MY, pos=f"{A}:1-101,{E}:1-5", rule=P.MUST_NOT), r(8, **MY, pos=f"{A}:1-100")], 8,
+         intermediate=7, failed=MY_MASTER),
+    Case("never: an errant replica ahead is not an intermediate either: lost",
+         [r(7, **MY, pos=f"{A}:1-101,{E}:1-5", rule=P.MUST_NOT), r(8, **MY, pos=f"{A}:1-100")], 8,
+         lost={7}, failed=MY_MASTER, rules=NEVER),
+    Case("MariaDB: a domain replicated from elsewhere is errant, not a lead",
+         [r(7, pos="0-1-100,2-9-40", gtid_binlog_pos="0-1-100,2-9-40"),
+          r(8, pos="0-1-100", gtid_binlog_pos="0-1-100")], 8,
+         failed=master(gtid_binlog_pos="0-1-98"), errant={7: "2-9-40"}),
+    Case("MariaDB: local writes are errant and recorded",
+         [r(7, gtid_binlog_pos="0-1-100,0-107-101"), r(8, gtid_binlog_pos="0-1-100")], 8,
+         failed=master(gtid_binlog_pos="0-1-100"), errant={7: "0-107-101"}),
+    # -- broken replicas are not candidates ---------------------------------------------------------------
+    Case("SQL thread error: not promoted, and lost when ahead", [r(7, pos="0-1-101", **DUP), r(8)], 8,
+         lost={7},
+         why={7: "127.0.0.1:23307 has a broken SQL thread (error 1062: Duplicate entry '5' for key "
+                 "'PRIMARY')"}),
+    Case("SQL thread error: not an intermediate either",
+         [r(7, pos="0-1-101", rule=P.MUST_NOT, **DUP), r(8)], 8, lost={7}),
+    Case("SQL thread error: its relay log does not count, it is kept",
+         [r(7, pos="0-1-100", io_pos="0-1-105", **DUP), r(8, pos="0-1-101")], 8),
+    Case("IO thread error other than losing the master: not promoted",
+         [r(7, pos="0-1-101", io_errno=1236,
+            io_error="Got fatal error 1236 from master when reading data from binary log"), r(8)], 8,
+         lost={7},
+         why={7: "127.0.0.1:23307 has a broken IO thread (error 1236: Got fatal error 1236"}),
+    Case("IO thread lost the dead master: fine",
+         [r(7, pos="0-1-101", io_errno=2013, io_error="error reconnecting to master"), r(8)], 7),
 ]
 
 # fmt: on
@@ -187,7 +276,10 @@ def test_choose_candidate(case: Case) -> None:
     assert {x.key for x in plan.lost} == {k(n) for n in case.lost}, plan.lost
     assert case.reason in plan.reason
     for n, text in case.why.items():
-        assert text in (plan.passed_over_reason(k(n)) or ""), plan.passed_over
+        said = [plan.passed_over_reason(k(n)) or "", plan.lost_reason(k(n)) or ""]
+        assert any(text in reason for reason in said), said
+    if case.errant is not None:
+        assert {e.replica: e.gtids for e in plan.errant} == {k(n): g for n, g in case.errant.items()}
     # the audit promise: every replica that is not the successor has a reason
     replicas = {s.key for s in view.replicas_of(MASTER)}
     assert {x.key for x in plan.passed_over} == replicas - {plan.successor}

@@ -7,16 +7,20 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
+from libs.config import Settings
 from libs.models import Flavor, InstanceKey, PromotionRule, ReplicationStatus
+from libs.recovery.options import candidate_rules
 from libs.topology.candidate import (
     can_replicate_from,
     choose_candidate,
     compare_progress,
     effective_rule,
+    fallback_plan,
     progress_rank,
+    why_broken,
     why_not_promotable,
 )
-from libs.topology.plan import CandidateRules, Plan, RegisteredRule, ReplicaReason
+from libs.topology.plan import CandidateRules, DrainState, Plan, RegisteredRule, ReplicaReason
 from libs.topology.view import InstanceState
 from tests.unit.candidate.builders import MASTER, NOW, cluster, k, master, r
 
@@ -242,3 +246,142 @@ def test_replicas_of_other_masters_are_not_candidates() -> None:
     other = other.model_copy(update={"last_probe": moved, "last_seen": moved})
     plan = choose_candidate(cluster(r(7), other), MASTER, RULES, NOW)
     assert plan.successor == k(7) and plan.passed_over == () and plan.replicas_to_repoint == ()
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        (r(7, sql_running=False), None),  # stopped by hand, no error: the executor restarts it
+        (r(7, io_errno=2003, io_error="error connecting to master 'repl@m:3306'"), None),
+        (r(7, io_errno=2013, io_error="Lost connection to MySQL server during query"), None),
+        (r(7, io_errno=0, io_error=""), None),
+        (
+            r(7, sql_running=False, sql_errno=1146, sql_error="Table 'x.t' doesn't exist"),
+            "127.0.0.1:23307 has a broken SQL thread (error 1146: Table 'x.t' doesn't exist)",
+        ),
+        (r(7, sql_errno=1032), "127.0.0.1:23307 has a broken SQL thread (error 1032: no message)"),
+        (
+            r(7, sql_running=False, sql_error="Slave SQL thread aborted"),
+            "has a broken SQL thread (error Slave",
+        ),
+        (
+            r(7, io_errno=1236, io_error="Got fatal error 1236 from master"),
+            "127.0.0.1:23307 has a broken IO thread (error 1236: Got fatal error 1236 from master)",
+        ),
+        (
+            r(7, io_errno=1593, io_error="Fatal error: The slave I/O thread stops"),
+            "broken IO thread (error 1593",
+        ),
+    ],
+)
+def test_broken_replicas_are_not_promotable(state: InstanceState, reason: str | None) -> None:
+    assert why_broken(state.info) == why_not_promotable(state, master().info, RULES, NOW)
+    got = why_not_promotable(state, master().info, RULES, NOW)
+    assert (got is None) if reason is None else (got is not None and reason in got), got
+
+
+def test_errant_setting_refuses_only_under_never() -> None:
+    errant = r(7, gtid_binlog_pos="0-1-100,0-107-3")
+    failed = master(gtid_binlog_pos="0-1-100").info
+    assert why_not_promotable(errant, failed, RULES, NOW) is None  # last-resort: a ranking matter
+    assert why_not_promotable(errant, failed, CandidateRules(promote_errant="always"), NOW) is None
+    never = CandidateRules(promote_errant="never")
+    assert why_not_promotable(errant, failed, never, NOW) == (
+        "127.0.0.1:23307 has errant GTIDs 0-107-3 and BatonPromoteReplicasWithErrantGTID is never"
+    )
+    assert why_not_promotable(errant, failed, never, NOW, errant="") is None  # the caller judged it clean
+    assert why_not_promotable(errant, None, never, NOW) is None  # no master snapshot: cannot be judged
+    with pytest.raises(ValidationError):
+        CandidateRules(promote_errant="sometimes")  # type: ignore[arg-type]
+
+
+def test_the_errant_setting_reaches_the_rules() -> None:
+    assert candidate_rules(Settings()).promote_errant == "last-resort"
+    settings = Settings(BatonPromoteReplicasWithErrantGTID="never")
+    assert candidate_rules(settings).promote_errant == "never"
+
+
+def test_drain_state_is_recorded_and_said() -> None:
+    view = cluster(r(7, pos="0-1-100", io_pos="0-1-105"), r(8, pos="0-1-102"), r(9, pos="0-1-101"))
+    pending = choose_candidate(view, MASTER, RULES, NOW)
+    assert pending.successor == k(7) and pending.drain is DrainState.PENDING
+    assert [u.key for u in pending.undrained] == [k(7)]
+    assert pending.undrained[0].reason == (
+        "127.0.0.1:23307 has not applied all it received yet (applied 0-1-100, received 0-1-105): "
+        "ranked by what it received"
+    )
+    assert "ranked by" not in pending.summary()  # the executor drains it before promoting
+    done = choose_candidate(view, MASTER, RULES, NOW, drain=DrainState.DONE)
+    assert done.successor == k(7) and done.drain is DrainState.DONE
+    assert done.undrained[0].reason.startswith(
+        "127.0.0.1:23307 could not apply its relay log in time (applied 0-1-100, received 0-1-105)"
+    )
+    assert done.summary().endswith(
+        "; relay log not applied in time on 127.0.0.1:23307: ranked by what it received"
+    )
+    drained = choose_candidate(cluster(r(7), r(8)), MASTER, RULES, NOW, drain=DrainState.DONE)
+    assert drained.undrained == ()
+    assert Plan.model_validate_json(done.model_dump_json()) == done
+
+
+def test_fallback_to_the_next_candidate() -> None:
+    view = cluster(
+        r(7, pos="0-1-101"), r(8, pos="0-1-100"), r(9, pos="0-1-100", rule=PromotionRule.PREFER_NOT)
+    )
+    first = choose_candidate(view, MASTER, RULES, NOW)
+    assert first.successor == k(7) and first.tried == ()
+    second = fallback_plan(view, first, {k(7): "promote: read_only=0 failed"}, RULES, NOW)
+    assert second.ok and second.successor == k(8)
+    assert second.tried == (ReplicaReason(key=k(7), reason="promote: read_only=0 failed"),)
+    assert second.passed_over_reason(k(7)) == (
+        "127.0.0.1:23307 failed as a candidate in this recovery: promote: read_only=0 failed"
+    )
+    assert second.lost_reason(k(7)) == (
+        "127.0.0.1:23307 has transactions 127.0.0.1:23308 will not have; it cannot serve as the two-step "
+        "intermediate: 127.0.0.1:23307 failed as a candidate in this recovery: promote: read_only=0 failed"
+    )
+    assert second.summary().endswith("; after 127.0.0.1:23307 failed")
+    third = fallback_plan(view, second, {k(8): "wait-applied timed out"}, RULES, NOW)
+    assert third.successor == k(9) and [t.key for t in third.tried] == [k(7), k(8)]
+    last = fallback_plan(view, third, {k(9): "unreachable"}, RULES, NOW)
+    assert not last.ok and "no replica can be promoted" in last.reason
+    assert [t.key for t in last.tried] == [k(7), k(8), k(9)]
+
+
+def test_fallback_when_the_intermediate_fails() -> None:
+    view = cluster(r(7, rule=PromotionRule.MUST_NOT, pos="0-1-101"), r(8), r(9, pos="0-1-101", lsu=False))
+    first = choose_candidate(view, MASTER, RULES, NOW)
+    assert first.intermediate == k(7) and first.successor == k(8)
+    second = fallback_plan(view, first, {k(7): "wait-applied: lost connection"}, RULES, NOW)
+    assert second.ok and second.intermediate is None
+    # 7 and 9 both hold 0-1-101: without 7 as intermediate, promoting 9 (no log_slave_updates) is out
+    assert second.successor == k(8) and {x.key for x in second.lost} == {k(7), k(9)}
+    assert "failed as a candidate in this recovery: wait-applied: lost connection" in (
+        second.passed_over_reason(k(7)) or ""
+    )
+
+
+def test_failed_plans_keep_the_audit_fields() -> None:
+    never = CandidateRules(promote_errant="never")
+    view = cluster(r(7, gtid_binlog_pos="0-1-100,0-107-3"), failed=master(gtid_binlog_pos="0-1-100"))
+    plan = choose_candidate(view, MASTER, never, NOW, drain=DrainState.DONE, tried={k(8): "x"})
+    assert not plan.ok and plan.drain is DrainState.DONE
+    assert plan.errant_of(k(7)) == "0-107-3" and plan.errant_of(k(8)) == ""
+    assert plan.tried == (ReplicaReason(key=k(8), reason="x"),)
+
+
+def test_errant_chain_covers_servers_above_the_failed_master() -> None:
+    # a failed intermediate-level master under a co-master: the co-master's writes reach the replicas
+    # through it, so they are upstream, not errant
+    top = InstanceKey(host="127.0.0.1", port=23399)
+    failed = master(gtid_binlog_pos="0-1-100,1-99-7")
+    assert failed.info.replication is None
+    under = failed.info.model_copy(update={"replication": ReplicationStatus(master=top)})
+    failed = failed.model_copy(update={"last_seen": under})
+    above = r(99, server_id=99).model_copy(update={"key": top})
+    above = above.model_copy(
+        update={"last_seen": above.info.model_copy(update={"key": top, "replication": None, "server_id": 99})}
+    )
+    view = cluster(r(7, gtid_binlog_pos="0-1-100,1-99-9"), above, failed=failed)
+    plan = choose_candidate(view, MASTER, RULES, NOW)
+    assert plan.errant == () and plan.successor == k(7)

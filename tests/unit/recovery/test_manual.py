@@ -7,10 +7,10 @@ from datetime import timedelta
 from libs.hooks import HookKind
 from libs.models.commands import AckScope, CommandRequest, CommandStatus, GlobalRecoveries
 from libs.recovery.audit import Outcome, RecoveryKind, RecoveryRecord
-from libs.recovery.control import MemoryControlState
+from libs.recovery.control import Deferred, MemoryControlState
 from libs.recovery.fence import StaticFence
 from libs.recovery.manual import Operations
-from libs.recovery.policy import Policy
+from libs.recovery.policy import Policy, policy_gates
 from libs.recovery.store import MemoryRecordStore
 from libs.topology.analysis import analyze
 from libs.topology.detection import Detection, DetectionState
@@ -140,9 +140,7 @@ async def test_acks_clear_blocks_by_scope_and_mark_records() -> None:
     done = await t.pipeline.handle(detection(DEAD), StaticFence(1))
     assert done.outcome is Outcome.SUCCEEDED and len(control.block) == 1
     o = ops(t, control)
-    listed = await o.blocked(req("blocked-recoveries", cluster=str(MASTER)))
-    assert [b.blocking_uid for b in listed.blocked] == [done.uid]
-    assert (await o.blocked(req("blocked-recoveries", cluster="other:1"))).blocked == []
+    assert (await o.blocked(req("blocked-recoveries"))).blocked == []  # nothing refused yet
     no_comment = await o.ack(req("ack-recoveries", scope=AckScope.CLUSTER, cluster=str(MASTER)))
     assert no_comment.status is CommandStatus.BAD_REQUEST
     other = await o.ack(req("ack-recoveries", scope=AckScope.INSTANCE, instance=k(9), comment="x"))
@@ -174,3 +172,36 @@ async def test_a_skip_records_its_code_and_a_repeated_reason_is_quiet() -> None:
     assert first.outcome is Outcome.SKIPPED and first.skip_code == "disabled"
     again = await t.pipeline.admit(det, StaticFence(1), quiet_if=first.reason)
     assert again.skip_code == "disabled" and t.events.phases == ["skipped"]
+
+
+async def test_blocked_recoveries_list_the_refused_attempts_while_the_block_lasts() -> None:
+    """orchestrator's blocked recoveries: the second failure refused by the first recovery's block, with
+    that recovery's uid, its refusals counted; the leader's memory (`deferred`) is fresher than KV."""
+    control = MemoryControlState()
+    policy = Policy(master_filters=("*",), block_seconds=600)
+    t = rig(DEAD, control=control, policy=policy)
+    t.pipeline.c.gates = policy_gates(policy, control)  # the service's gates, anti-flapping included
+    done = await t.pipeline.handle(detection(DEAD), StaticFence(1))
+    again = detection(DEAD, "inc-2")
+    refused = await t.pipeline.admit(again, StaticFence(1))
+    assert refused.skip_code == "blocked" and refused.blocked_by == done.uid
+    await control.put_deferred(Deferred.refused(again, refused, None))  # as the service keeps it
+    o = ops(t, control)
+    (listed,) = (await o.blocked(req("blocked-recoveries", cluster=str(MASTER)))).blocked
+    assert (listed.instance, listed.analysis, listed.cluster, listed.alias) == (
+        MASTER,
+        again.finding.code.value,
+        str(MASTER),
+        "test",
+    )
+    assert listed.blocking_uid == done.uid and listed.count == 1 and listed.last_blocked_at == NOW
+    assert listed.blocked_until == NOW + timedelta(seconds=600) and done.uid in listed.reason
+    assert (await o.blocked(req("blocked-recoveries", cluster="other:1"))).blocked == []
+    later = refused.model_copy(update={"ended_at": NOW + timedelta(seconds=2)})
+    memory = Deferred.refused(again, later, control.later[Deferred(detection=again, reason="").key])
+    o.deferred = lambda: [memory]
+    (moved,) = (await o.blocked(req("blocked-recoveries"))).blocked
+    assert moved.count == 2 and moved.last_blocked_at == NOW + timedelta(seconds=2)
+    assert moved.first_blocked_at == NOW
+    await o.ack(req("ack-recoveries", scope=AckScope.ALL, comment="seen"))
+    assert (await o.blocked(req("blocked-recoveries"))).blocked == []  # the block is gone

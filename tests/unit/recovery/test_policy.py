@@ -122,6 +122,7 @@ async def test_policy_gates(name, policy, state, det, command, code, text) -> No
     else:
         assert reason is not None and getattr(reason, "code", None) == code, reason
         assert text in reason
+        assert getattr(reason, "by", "") == ("u0" if code == "blocked" else "")  # who blocked it
 
 
 @pytest.mark.parametrize(
