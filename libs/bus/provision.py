@@ -36,6 +36,7 @@ SHARDS = "baton_shards"
 INSTANCES = "baton_instances"
 SETTINGS = "baton_settings"
 RECOVERIES = "baton_recoveries"
+FENCES = "baton_fences"
 
 _STREAM_EXISTS = 10058  # "stream name already in use with a different configuration"
 
@@ -75,6 +76,7 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec(INSTANCES, "registry of known instances (discover adds, forget deletes)", 1),
     BucketSpec(SETTINGS, "global switches (e.g. recoveries disabled)", 5),
     BucketSpec(RECOVERIES, "latest recovery record per cluster (open ones are resumed)", 10),
+    BucketSpec(FENCES, "failed masters kept read-only until an operator ends the watch", 5),
 )
 
 

@@ -71,6 +71,14 @@ class BatonKeys(ConfigSection):
     server (MariaDB `max_statement_time`, MySQL `MAX_EXECUTION_TIME` on SELECTs). It must be below the
     recovery lease TTL (3 s), so that no statement runs on long after the lease is lost; the service refuses
     to start otherwise. 0: half the lease TTL. Longer waits are sent in slices of at most 0.5 s."""
+    BatonHeartbeatPeriodsSilent: float = Field(default=3.0, ge=0)
+    """A master Baton cannot get an answer from (its probe failed or timed out) is dead once every
+    reachable replica has received nothing from it, no event and no heartbeat, for more than this many
+    of its heartbeat periods (`MASTER_HEARTBEAT_PERIOD`), even while their IO threads still say Yes
+    (they do for up to `slave_net_timeout`, 60 s by default, in front of a hung master). A replica
+    with heartbeats off keeps the IO-thread rule. Useful with short heartbeat periods (Baton sets 1 s
+    when it repoints replicas). 0 turns it off; otherwise at least 2, so that one late heartbeat never
+    fails a master over."""
     BatonPromoteReplicasWithErrantGTID: Literal["always", "last-resort", "never"] = "last-resort"
     """May a replica with errant GTIDs (transactions the failed master never had) replace it? Errant
     transactions never count as being ahead, whatever this says. `last-resort`: only when every clean
@@ -88,3 +96,10 @@ class BatonKeys(ConfigSection):
     BatonReadModelURL: SecretStr = SecretStr("")
     """SQLAlchemy URL of the API's read model (`sqlite+aiosqlite:///...`, `mysql+asyncmy://...`).
     Empty: derived from BackendDB and its keys; see Settings.read_model_url()."""
+
+    @field_validator("BatonHeartbeatPeriodsSilent")
+    @classmethod
+    def _enough_periods(cls, periods: float) -> float:
+        if 0 < periods < 2:
+            raise ValueError("must be 0 (off) or at least 2 heartbeat periods")
+        return periods

@@ -58,4 +58,5 @@ def analysis_params(settings: Settings) -> AnalysisParams:
         reasonable_locked_semi_sync_master_seconds=float(settings.locked_semi_sync_master_seconds),
         recover_non_writeable_master=settings.RecoverNonWriteableMaster,
         enforce_exact_semi_sync_replicas=settings.EnforceExactSemiSyncReplicas,
+        heartbeat_periods_silent=float(settings.BatonHeartbeatPeriodsSilent),
     )

@@ -60,7 +60,9 @@ class TopologyKeys(ConfigSection):
     UnseenInstanceForgetHours: NonNegative = 240
     """Instances not seen for this long are forgotten."""
     InstanceBulkOperationsWaitTimeoutSeconds: NonNegative = 10
-    """Per-instance wait in bulk operations (e.g. waiting for replicas to stop nicely)."""
+    """Per-instance wait in bulk operations (e.g. waiting for replicas to stop nicely). In a failover: how
+    long the replicas get to apply what they received once their IO threads are stopped (the drain), the
+    chosen data holder to apply its relay log, and a repointed replica to stream from its new source."""
 
     DiscoverByShowSlaveHosts: bool = False
     """Find replicas with SHOW SLAVE HOSTS before falling back to the processlist."""

@@ -135,6 +135,29 @@ class ReplicationStatus(BaseModel):
     retrieved_gtid_set: str = ""  # MySQL
     executed_gtid_set: str = ""  # MySQL
     gtid_io_pos: str = ""  # MariaDB
+    # What the IO thread hears from its master (MariaDB: Slave_heartbeat_period/Slave_received_heartbeats
+    # of SHOW GLOBAL STATUS; MySQL: performance_schema.replication_connection_configuration/_status).
+    heartbeat_period: float = 0.0  # seconds; 0 = heartbeats off (or unknown)
+    received_heartbeats: int | None = None  # None = not known for this server
+    last_queued_at: str = ""  # MySQL 8.0.2+: LAST_QUEUED_TRANSACTION_END_QUEUE_TIMESTAMP (replica's clock)
+
+    @property
+    def received_mark(self) -> tuple[object, ...] | None:
+        """A value that changes whenever the IO thread receives anything from its master: an event (read
+        position, received GTIDs, MySQL's last-queued time) or a heartbeat (the count). Compared only for
+        equality, never as a clock. None when the heartbeats are off or not counted: then an idle master
+        and a silent one look the same, and silence proves nothing."""
+        if self.heartbeat_period <= 0 or self.received_heartbeats is None:
+            return None
+        return (
+            self.master,
+            self.received_heartbeats,
+            self.read_master_log_file,
+            self.read_master_log_pos,
+            self.gtid_io_pos,
+            self.retrieved_gtid_set,
+            self.last_queued_at,
+        )
 
     @property
     def io_running(self) -> bool:

@@ -11,6 +11,9 @@ driver-escaped parameters and never appear in the error text.
 - `wait_gtid`: ONE bounded wait for a replica to have applied a position (MariaDB `MASTER_GTID_WAIT`,
   MySQL `WAIT_FOR_EXECUTED_GTID_SET`); callers loop in slices shorter than the lease TTL, so the fence
   is checked between slices.
+- `received_position`: what the IO thread received (MariaDB `Gtid_IO_Pos`, MySQL `Retrieved_Gtid_Set`).
+- `apply_relay_log`: start a replica's SQL thread (lifting its MASTER_DELAY if asked) without MariaDB
+  discarding the relay log (by relay log coordinates when both threads are stopped).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import asyncio
 import time
 
 from libs.errors import ReplicationCommandError
-from libs.models import InstanceKey, ReplicationStatus
+from libs.models import InstanceKey, IOThreadState, ReplicationStatus
 from libs.mysql.connection import Credentials
 from libs.mysql.dialect import normalize_replication_row
 from libs.mysql.fenced import FencedSession
@@ -62,6 +65,15 @@ async def set_read_only(s: FencedSession, on: bool, *, super_read_only: bool = F
 
 async def read_only(s: FencedSession) -> bool:
     return bool(int(_text(await s.scalar("SELECT @@global.read_only AS r")) or 0))
+
+
+async def read_only_flags(s: FencedSession) -> tuple[bool, bool]:
+    """(`read_only`, `super_read_only`) in one statement; MariaDB has no super_read_only (False)."""
+    if (await s.dialect()).is_mariadb:
+        return await read_only(s), False
+    rows = await s.read("SELECT @@global.read_only AS r, @@global.super_read_only AS s")
+    row = rows[0] if rows else {}
+    return bool(int(_text(row.get("r")) or 0)), bool(int(_text(row.get("s")) or 0))
 
 
 async def change_master_gtid(
@@ -121,6 +133,71 @@ async def prepare_demoted_master(s: FencedSession) -> str:
     position = await binlog_gtid_position(s)
     await s.write("SET GLOBAL gtid_slave_pos = %s", (position,), what="SET GLOBAL gtid_slave_pos")
     return position
+
+
+def received_position(status: ReplicationStatus, *, mariadb: bool) -> str:
+    """What the IO thread has received, applied or not: MariaDB `Gtid_IO_Pos`, MySQL
+    `Retrieved_Gtid_Set` ("" when the replica does not replicate by GTID)."""
+    return status.gtid_io_pos if mariadb else status.retrieved_gtid_set
+
+
+async def apply_relay_log(s: FencedSession, status: ReplicationStatus, *, lift_delay: bool = False) -> str:
+    """Start the SQL thread of a replica so that it applies the relay log it holds, without losing it;
+    with `lift_delay` its MASTER_DELAY is set to 0 first. `status` is its current replication status.
+    Returns what was done, for the audit ("" when the SQL thread already runs and no delay is lifted).
+
+    MariaDB discards the relay log when the SQL thread starts while both threads are stopped (with GTID
+    it then re-fetches from `gtid_slave_pos`, which a dead master cannot serve), and CHANGE MASTER
+    (needed to change MASTER_DELAY, refused unless both threads are stopped) discards it too — unless
+    relay log coordinates are given. So when its IO thread is stopped, or a delay must be lifted, the
+    replica is switched to its SQL thread's own relay log coordinates (MASTER_USE_GTID=no, RELAY_LOG_FILE,
+    RELAY_LOG_POS: the relay log is kept, `gtid_slave_pos` still advances as it applies; the next
+    CHANGE MASTER, a repoint, restores GTID positioning) and its SQL thread started. While its IO thread
+    runs (or tries to connect) a plain START SLAVE SQL_THREAD keeps the relay log. MySQL keeps relay logs
+    across both: STOP SLAVE SQL_THREAD, CHANGE MASTER TO MASTER_DELAY = 0, START SLAVE SQL_THREAD.
+    Raises ReplicationCommandError when the SQL thread stopped with an error (it cannot apply)."""
+    if status.last_sql_errno:
+        raise ReplicationCommandError(
+            f"SQL thread of {s.key} stopped [{status.last_sql_errno}]: "
+            f"{' '.join(status.last_sql_error.split())[:200]}"
+        )
+    delayed = lift_delay and status.sql_delay > 0
+    if status.sql_running and not delayed:
+        return ""
+    dialect = await s.dialect()
+    if not dialect.is_mariadb:
+        if delayed:
+            if status.sql_running:
+                await stop_replication(s, "SQL_THREAD")
+            word = "REPLICATION SOURCE" if dialect.source_terms else "MASTER"
+            delay = "SOURCE_DELAY" if dialect.source_terms else "MASTER_DELAY"
+            await s.write(f"CHANGE {word} TO {delay} = 0")
+        await start_replication(s, "SQL_THREAD")
+        return (
+            f"SQL_Delay of {status.sql_delay} s lifted; SQL thread started"
+            if delayed
+            else "SQL thread started"
+        )
+    if status.io_state is not IOThreadState.NO and not delayed:
+        await start_replication(s, "SQL_THREAD")
+        return "SQL thread started (its IO thread runs: the relay log is kept)"
+    if status.io_state is not IOThreadState.NO:
+        await stop_replication(s, "IO_THREAD")
+    if status.sql_running:
+        await stop_replication(s, "SQL_THREAD")
+    stopped = await replication_status(s)
+    if stopped is None or not stopped.relay_log_file:
+        raise ReplicationCommandError(f"{s.key} has no relay log coordinates to apply from")
+    sql = "CHANGE MASTER TO MASTER_USE_GTID = no, RELAY_LOG_FILE = %s, RELAY_LOG_POS = %s"
+    if delayed:
+        sql += ", MASTER_DELAY = 0"
+    where = f"{stopped.relay_log_file}:{stopped.relay_log_pos}"
+    await s.write(
+        sql, (stopped.relay_log_file, stopped.relay_log_pos), what=f"CHANGE MASTER TO relay log {where}"
+    )
+    await start_replication(s, "SQL_THREAD")
+    lifted = f"SQL_Delay of {status.sql_delay} s lifted; " if delayed else ""
+    return f"{lifted}SQL thread started at relay log {where} (kept: both threads were stopped)"
 
 
 async def wait_relay_log_applied(

@@ -129,7 +129,7 @@ class Dialect:
 
     @property
     def status_query(self) -> str:
-        names = (
+        names: tuple[str, ...] = (
             "Uptime",
             "Rpl_semi_sync_master_status",
             "Rpl_semi_sync_master_clients",
@@ -138,7 +138,28 @@ class Dialect:
             "Rpl_semi_sync_source_clients",
             "Rpl_semi_sync_replica_status",
         )
+        if self.is_mariadb:
+            # The default connection's heartbeats (SHOW SLAVE STATUS has no heartbeat columns).
+            names += ("Slave_heartbeat_period", "Slave_received_heartbeats")
         return "SHOW GLOBAL STATUS WHERE Variable_name IN (" + ", ".join(f"'{n}'" for n in names) + ")"
+
+    @property
+    def heartbeat_query(self) -> str | None:
+        """MySQL 5.7.2+: the default channel's heartbeat period, heartbeat count and (8.0.2+) when the
+        last transaction was queued, from performance_schema. None where the probe needs no extra
+        statement (MariaDB: in `status_query`) or the server has no such tables. Optional: a failure (no
+        privilege, performance_schema off) only leaves the heartbeat fields unknown."""
+        if self.is_mariadb or self.version < (5, 7, 2):
+            return None
+        queued = "s.LAST_QUEUED_TRANSACTION_END_QUEUE_TIMESTAMP" if self.version >= (8, 0, 2) else "NULL"
+        return (
+            "SELECT c.HEARTBEAT_INTERVAL AS heartbeat_period, "
+            "s.COUNT_RECEIVED_HEARTBEATS AS received_heartbeats, "
+            f"{queued} AS last_queued_at "
+            "FROM performance_schema.replication_connection_status s "
+            "JOIN performance_schema.replication_connection_configuration c USING (CHANNEL_NAME) "
+            "WHERE s.CHANNEL_NAME = ''"
+        )
 
     # --- replication commands --------------------------------------------------------------------
     def _replica_word(self) -> str:
@@ -308,6 +329,41 @@ def normalize_replication_row(row: Mapping[str, Any] | None) -> ReplicationStatu
         retrieved_gtid_set=_str(row.get("Retrieved_Gtid_Set")).replace("\n", ""),
         executed_gtid_set=_str(row.get("Executed_Gtid_Set")).replace("\n", ""),
         gtid_io_pos=_str(row.get("Gtid_IO_Pos")),
+    )
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(_str(value) or 0)
+    except ValueError:
+        return 0.0
+
+
+def normalize_heartbeats(
+    replication: ReplicationStatus | None, status: Mapping[str, Any], row: Mapping[str, Any] | None
+) -> ReplicationStatus | None:
+    """`replication` with what its IO thread hears from the master: MariaDB's lower-cased status
+    (`slave_heartbeat_period`, `slave_received_heartbeats`) or MySQL's `heartbeat_query` row. Without
+    either the heartbeat fields stay unknown (period 0, count None)."""
+    if replication is None:
+        return None
+    if row:
+        period = _float(row.get("heartbeat_period"))
+        count = row.get("received_heartbeats")
+        queued = _str(row.get("last_queued_at"))
+    elif "slave_received_heartbeats" in status:
+        period = _float(status.get("slave_heartbeat_period"))
+        count = status.get("slave_received_heartbeats")
+        queued = ""
+    else:
+        return replication
+    received = _int(count, -1)
+    return replication.model_copy(
+        update={
+            "heartbeat_period": max(0.0, period),
+            "received_heartbeats": received if received >= 0 else None,
+            "last_queued_at": queued,
+        }
     )
 
 

@@ -10,7 +10,10 @@ Outcomes, mirroring orchestrator's bookkeeping:
   False, partial=True` with the identity fields of the first row ("last check partial success");
 - nothing answered -> `InstanceSnapshot.unreachable(...)` with a one-line error and the MySQL errno
   (2003 refused/connect timeout, 1045 denied, 2013 lost/read timeout).
-A failing optional query (data center, alias, promotion rule, lag) records nothing and fails nothing.
+A failing optional query (data center, alias, promotion rule, lag; MySQL's heartbeat statement) records
+nothing and fails nothing. Replicas also report what their IO thread hears from the master (heartbeat
+period and count, see `normalize_heartbeats`), which the analysis needs to tell a hung master from an
+idle one.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from libs.mysql.connection import (
 )
 from libs.mysql.dialect import (
     Dialect,
+    normalize_heartbeats,
     normalize_processlist_hosts,
     normalize_replica_hosts,
     normalize_replication_row,
@@ -42,6 +46,9 @@ from libs.mysql.dialect import (
 
 # Names of the optional per-instance queries, in the order they are appended to the batch.
 _OPTIONAL = ("replication_lag", "data_center", "region", "cluster_alias", "promotion_rule")
+# The dialect's heartbeat statement (MySQL's performance_schema) rides with the optional ones: a server
+# that refuses it (performance_schema off, no privilege) is still probed, its heartbeats unknown.
+_HEARTBEATS = "heartbeats"
 
 
 def _optional_queries(settings: ProbeSettings) -> list[tuple[str, str]]:
@@ -161,6 +168,9 @@ async def _run_optional(
         answer = answers[i] if i < len(answers) else (await conn.fetch_many([sql]))[0]
         if isinstance(answer, MySQLError):
             continue
+        if name == _HEARTBEATS:
+            fields[_HEARTBEATS] = answer[0] if answer else None
+            continue
         _apply_optional(fields, name, _first_value(answer))
     return fields
 
@@ -172,6 +182,8 @@ async def _probe_on(
     dialect = conn.dialect
     core = _core_statements(dialect, settings)
     optional = _optional_queries(settings)
+    if dialect.heartbeat_query:
+        optional.insert(0, (_HEARTBEATS, dialect.heartbeat_query))
     answers = await conn.fetch_many(core + [sql for _, sql in optional])
 
     first = answers[0] if answers else MySQLError(None, "empty answer to the variables query")
@@ -198,7 +210,10 @@ async def _probe_on(
     if binlog:
         fields["binlog_file"] = _text(binlog[0].get("File"))
         fields["binlog_pos"] = int(binlog[0].get("Position") or 0)
+    extra = await _run_optional(conn, optional, answers[len(core) :])
+    heartbeats = extra.pop(_HEARTBEATS, None)
     replication = normalize_replication_row(replica_rows[0] if replica_rows else None)
+    replication = normalize_heartbeats(replication, status, heartbeats)
     fields["replication"] = replication
     if replication is not None and replication.seconds_behind_master is not None:
         fields["replication_lag_seconds"] = float(replication.seconds_behind_master)
@@ -206,7 +221,7 @@ async def _probe_on(
         fields["replicas"] = normalize_replica_hosts(hosts)
     else:
         fields["replicas"] = normalize_processlist_hosts(hosts, key.port)
-    fields |= await _run_optional(conn, optional, answers[len(core) :])
+    fields |= extra
     return fields, None, True
 
 

@@ -15,6 +15,8 @@
 - `masters`, `downtime`, `events`  what a recovery writes to NATS
 - `seeding`    pure: which clusters baton_masters should hold a master for; `keeper` writes them
                (the leader's seeding loop and `submit-masters-to-kv-stores`)
-- `old_master` fencing a failed master that comes back writable
+- `old_master` keeping a failed master read-only until an operator ends its watch (`fence_watch`:
+               the watches in KV `baton_fences`)
+- `writeable`  RecoverNonWriteableMaster: a read-only master made writable (its own recovery kind)
 - `options`    Settings → rules, execution options, hooks, credentials
 """

@@ -52,11 +52,15 @@ INTERMEDIATE_MASTER_CODES = frozenset(
     }
 )
 
+# With RecoverNonWriteableMaster, this structure warning is also a primary code (writeable.py).
+NON_WRITEABLE_MASTER_CODE = "NoWriteableMasterStructureWarning"
+
 
 class RecoveryKind(StrEnum):
     MASTER = "master"  # dead master failover (automated, recover, force-master-failover)
     INTERMEDIATE_MASTER = "intermediate-master"  # relocate a dead intermediate master's replicas
     GRACEFUL_TAKEOVER = "graceful-takeover"  # planned master switch
+    NON_WRITEABLE_MASTER = "non-writeable-master"  # RecoverNonWriteableMaster: read_only=0 on the master
 
 
 class StepOutcome(StrEnum):
@@ -142,6 +146,8 @@ class RecoveryRecord(BaseModel):
             return RecoveryKind.GRACEFUL_TAKEOVER
         if self.code in INTERMEDIATE_MASTER_CODES:
             return RecoveryKind.INTERMEDIATE_MASTER
+        if self.code == NON_WRITEABLE_MASTER_CODE:
+            return RecoveryKind.NON_WRITEABLE_MASTER
         return RecoveryKind.MASTER
 
     def acknowledge(self, by: str, comment: str, now: datetime) -> bool:

@@ -1,7 +1,8 @@
 """Recovery events on `baton.recovery.<cluster-token>.<phase>` (stream BATON_RECOVERIES).
 
-Phases: `registered`, `skipped`, `resumed`, `planned`, `step`, `completed`, `failed`, `fenced`, and
-`acknowledged` (data = `RecoveryAcknowledged`: uid, by, comment, at; published by `AckPublisher`). Every
+Phases: `registered`, `skipped`, `resumed`, `planned`, `step`, `completed`, `failed`, `fenced` (a
+returning old master made read-only, one per fencing), `fence-ended` (its watch ended, `old_master.py`),
+and `acknowledged` (data = `RecoveryAcknowledged`: uid, by, comment, at; published by `AckPublisher`). Every
 event is an `Event` with `source="recovery"`, the acting epoch, the cluster and the failed instance;
 `data` holds the whole record (`record`: RecoveryRecord as JSON, `orchestrator`: its audit-recovery
 shape, `timings`) except `step` events, which carry the step only. Message ids are deterministic
@@ -53,6 +54,8 @@ def recovery_event(record: RecoveryRecord, phase: str, step: StepRecord | None =
 
 def message_id(record: RecoveryRecord, phase: str, step: StepRecord | None = None) -> str:
     tail = f"{step.name}:{step.outcome}" if step is not None else str(len(record.steps))
+    if phase in ("fenced", "fence-ended"):  # one per fencing of a returning old master, not per record
+        tail = f"{len(record.errors)}:{record.fenced_at.isoformat() if record.fenced_at else ''}"
     return f"recovery:{record.uid}:{phase}:{record.epoch}:{tail}"
 
 

@@ -6,7 +6,17 @@ the server, within its time limit. The SQL itself lives in `libs.mysql.commands`
 
 Per-target failures of a step over several instances are returned, not raised: a replica that cannot
 be repointed is lost (and recorded), the recovery goes on. A failure on a `required` target (the
-successor, the intermediate) fails the step, and the pipeline fails the recovery.
+successor, the intermediate) fails the step and is named in `StepResult.failed`; the pipeline then falls
+back to the next candidate before the point of no return (`steps.fallback_candidates`), else fails the
+recovery.
+
+Relay logs are never thrown away by accident: a stopped SQL thread is started with `apply_relay_log`
+(MariaDB discards the relay log when the SQL thread starts with both threads stopped, and on CHANGE
+MASTER), what a replica still has to apply is judged by GTID where it has one (`_left`: its coordinates
+lie after a relay-log CHANGE MASTER), and a replica is not repointed while it has received transactions
+its new source lacks. Every repoint is verified: the step waits until the replica streams from its new
+source (IO thread connected and reading the source's binlog, SQL thread running, no error), else the
+replica is lost with the reason.
 """
 
 from __future__ import annotations
@@ -19,13 +29,15 @@ from datetime import datetime
 from typing import Protocol
 
 from libs.errors import LeadershipLost, ReplicationCommandError
-from libs.models import InstanceKey, utcnow
+from libs.models import InstanceKey, IOThreadState, ReplicationStatus, utcnow
 from libs.mysql.commands import (
     applied_gtid_position,
+    apply_relay_log,
     binlog_gtid_position,
     change_master_gtid,
     prepare_demoted_master,
     read_only,
+    received_position,
     replication_status,
     reset_replica_all,
     set_read_only,
@@ -39,6 +51,8 @@ from libs.recovery.audit import RecoveryRecord, StepOutcome
 from libs.recovery.downtime import DowntimeWriter, lost_downtime
 from libs.recovery.fence import Fence
 from libs.recovery.steps import ExecutionOptions, StepKind, StepSpec
+from libs.topology.context import is_connect_error
+from libs.topology.gtid import GtidSet, mariadb_contains, mariadb_domain_seqs
 
 _SLICE_S = 0.5  # longest blocking wait between two fence checks (and below half the statement timeout)
 
@@ -51,6 +65,8 @@ class StepResult:
     errors: dict[str, str] = field(default_factory=dict)  # non-fatal, per target
     lost: dict[InstanceKey, str] = field(default_factory=dict)  # targets that now count as lost
     outage_ms: float | None = None  # SWITCH: old master read_only -> new master writable
+    failed: dict[InstanceKey, str] = field(default_factory=dict)  # required targets that failed, and why
+    reversible: bool = True  # False: a failed target may have been made writable (or reset): no fallback
 
 
 class Executor(Protocol):
@@ -62,6 +78,17 @@ def _describe(exc: BaseException) -> str:
         code = f" [{exc.code}]" if exc.code is not None else ""
         return f"{exc.message}{code}"
     return str(exc) or type(exc).__name__
+
+
+def _covers(have: str, wanted: str, *, mariadb: bool) -> bool | None:
+    """Does GTID position `have` include everything in `wanted`? MariaDB: per domain of `wanted`, MySQL:
+    set inclusion. None when a position does not parse."""
+    try:
+        if mariadb:
+            return mariadb_contains(have, wanted, domains=mariadb_domain_seqs(wanted).keys())
+        return GtidSet.parse(have) >= GtidSet.parse(wanted)
+    except ValueError:
+        return None
 
 
 class MySQLExecutor:
@@ -82,6 +109,7 @@ class MySQLExecutor:
     async def run(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
         handlers: dict[StepKind, Callable[[StepSpec, RecoveryRecord, Fence], Awaitable[StepResult]]] = {
             StepKind.STOP_IO: self._stop_io,
+            StepKind.DRAIN: self._drain_all,
             StepKind.WAIT_APPLIED: self._wait_applied,
             StepKind.REPOINT: self._repoint,
             StepKind.WAIT_CAUGHT_UP: self._wait_caught_up,
@@ -106,12 +134,16 @@ class MySQLExecutor:
         targets: Iterable[InstanceKey],
         fence: Fence,
         action: Callable[[FencedSession], Awaitable[str | None]],
+        *,
+        bounded: bool = True,
     ) -> tuple[dict[InstanceKey, str], dict[InstanceKey, str]]:
-        """Run `action` on every target in parallel (bounded). Returns ({target: note}, {target: error});
+        """Run `action` on every target in parallel (at most MaxConcurrentReplicaOperations at a time
+        when `bounded`; reads and waits are not). Returns ({target: note}, {target: error});
         LeadershipLost from any target cancels the others and propagates."""
         notes: dict[InstanceKey, str] = {}
         errors: dict[InstanceKey, str] = {}
-        limit = asyncio.Semaphore(self.options.repoint_concurrency)
+        targets = list(targets)
+        limit = asyncio.Semaphore(self.options.repoint_concurrency if bounded else max(1, len(targets)))
 
         async def one(key: InstanceKey) -> None:
             async with limit:
@@ -144,36 +176,127 @@ class MySQLExecutor:
                 detail=detail,
                 error="; ".join(f"{k}: {errors[k]}" for k in fatal),
                 errors={k: v for k, v in text.items() if InstanceKey.parse(k) not in fatal},
+                failed={k: errors[k] for k in fatal},
             )
         return StepResult(StepOutcome.DONE, detail=detail, errors=text)
 
+    # -- what a replica still has to apply -------------------------------------------------------------
+    async def _left(self, s: FencedSession, status: ReplicationStatus) -> str:
+        """What `s` received but has not applied yet, as a sentence; "" when nothing. By GTID when the
+        replica has a received GTID position (its coordinates say "applied" right after a relay-log
+        CHANGE MASTER), else by the master's coordinates (read vs executed)."""
+        mariadb = (await s.dialect()).is_mariadb
+        received = received_position(status, mariadb=mariadb)
+        if received:
+            applied = await applied_gtid_position(s)
+            covered = _covers(applied, received, mariadb=mariadb)
+            if covered is not None:
+                return "" if covered else f"received {received}, applied {applied or 'nothing'}"
+        if status.relay_log_applied:
+            return ""
+        return (
+            f"read {status.read_master_log_file}:{status.read_master_log_pos}, "
+            f"executed {status.relay_master_log_file}:{status.exec_master_log_pos}"
+        )
+
+    async def _wait_some(self, s: FencedSession, status: ReplicationStatus, remaining: float) -> None:
+        """Wait a little for `s` to apply more: one MASTER_GTID_WAIT / WAIT_FOR_EXECUTED_GTID_SET slice on
+        what it received (returns as soon as it is applied), else a short sleep."""
+        received = received_position(status, mariadb=(await s.dialect()).is_mariadb)
+        if received:
+            await wait_gtid(s, received, max(0.01, min(self.slice_s, remaining)))
+        else:
+            await asyncio.sleep(max(0.0, min(0.05, remaining)))
+
     # -- steps ---------------------------------------------------------------------------------------
     async def _stop_io(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
-        """STOP SLAVE IO_THREAD, so nobody resumes streaming from the old master should it answer
-        again mid-failover. A SQL thread stopped without an error is started *first*: with GTID,
-        MariaDB throws the relay log away when the SQL thread starts while both threads are stopped,
-        and with it every transaction only this replica had received."""
+        """STOP SLAVE IO_THREAD on every replica, so nothing more arrives should the old master answer
+        again mid-failover, and what each replica holds stops changing. A SQL thread stopped without an
+        error is started so the replica applies what it received (orchestrator's StopReplicationNicely
+        does the same): while the IO thread still runs, before stopping it; when both threads were
+        stopped already, by relay log coordinates (`apply_relay_log`: MariaDB would discard the relay log,
+        and with it every transaction only this replica had received)."""
 
         async def action(s: FencedSession) -> str | None:
             status = await replication_status(s)
             if status is None:
                 return "not a replica"
             note = None
-            if not status.sql_running and not status.last_sql_errno:
-                await start_replication(s, "SQL_THREAD")
-                note = "SQL thread was stopped: started it to apply its relay log"
-            await stop_replication(s, "IO_THREAD")
+            io_runs = status.io_state is not IOThreadState.NO
+            stopped = not status.sql_running and not status.last_sql_errno
+            if stopped and (io_runs or await self._left(s, status)):
+                note = await apply_relay_log(s, status) or None
+            if io_runs:
+                await stop_replication(s, "IO_THREAD")
             return note
 
-        notes, errors = await self._each(spec.targets, fence, action)
+        notes, errors = await self._each(spec.targets, fence, action, bounded=False)
         return self._result(spec, notes, errors)
 
+    async def _drain_all(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        """Every replica (IO thread stopped) applies what it received, in parallel, for up to
+        `apply_timeout_s` (InstanceBulkOperationsWaitTimeoutSeconds, orchestrator's bound on
+        StopReplicationNicely) in all. Not waited for: a replica whose SQL thread stopped with an error
+        (it cannot apply), and a delayed one (SQL_Delay > 0 applies nothing for hours; if it holds what
+        nobody else has it becomes the two-step intermediate, and `wait-applied` lifts its delay). Never
+        fails: what is left unapplied is reported per replica, and the ranking that follows counts it
+        as received (`DrainState.DONE`)."""
+        limit = self.options.apply_timeout_s
+        deadline = time.monotonic() + limit
+
+        async def action(s: FencedSession) -> str | None:
+            started = time.monotonic()
+            first = True
+            while True:
+                status = await replication_status(s)
+                if status is None:
+                    return "not a replica"
+                if status.last_sql_errno:
+                    error = " ".join(status.last_sql_error.split())[:200]
+                    raise ReplicationCommandError(
+                        f"SQL thread stopped [{status.last_sql_errno}] ({error}): cannot apply its relay log"
+                    )
+                left = await self._left(s, status)
+                if not left:
+                    return None if first else f"applied in {time.monotonic() - started:.3f}s"
+                first = False
+                if status.sql_delay > 0:
+                    raise ReplicationCommandError(f"delayed by {status.sql_delay} s, not waited for ({left})")
+                if not status.sql_running:
+                    raise ReplicationCommandError(f"SQL thread stopped ({left})")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ReplicationCommandError(f"relay log not applied within {limit:g}s ({left})")
+                await self._wait_some(s, status, remaining)
+
+        notes, errors = await self._each(spec.targets, fence, action, bounded=False)
+        result = self._result(spec, notes, errors)
+        n = len(spec.targets)
+        head = f"{n - len(errors)} of {n} replicas have applied what they received"
+        result.detail = f"{head}; {result.detail}" if result.detail else head
+        return result
+
     async def _wait_applied(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        """The data holder (successor, or intermediate) applies its relay log before anyone is served
+        from it: its SQL_Delay is lifted first (a delayed intermediate), a stopped SQL thread started,
+        both without losing the relay log (`apply_relay_log`); then `_drain`."""
         (key,) = spec.targets
+        s = self._session(key, fence)
         try:
-            return await self._drain(self._session(key, fence), self.options)
+            status = await replication_status(s)
+            if status is None:
+                return StepResult(StepOutcome.SKIPPED, detail=f"{key} is no longer a replica")
+            lifted = ""
+            if status.sql_delay > 0 or (not status.sql_running and not status.last_sql_errno):
+                lifted = await apply_relay_log(s, status, lift_delay=True)
+            result = await self._drain(s, self.options)
+            if lifted:
+                result.detail = f"{lifted}; {result.detail}"
         except (ReplicationCommandError, MySQLError) as exc:
-            return StepResult(StepOutcome.FAILED, error=f"{key}: {_describe(exc)}")
+            result = StepResult(StepOutcome.FAILED, error=f"{key}: {_describe(exc)}")
+        if result.outcome is StepOutcome.FAILED:
+            result.failed = {key: result.error or "failed"}
+        return result
 
     async def _drain(self, s: FencedSession, o: ExecutionOptions) -> StepResult:
         """Wait for the SQL thread to apply the relay log. With DelayMasterPromotionIfSQLThreadNotUpToDate
@@ -181,13 +304,14 @@ class MySQLExecutor:
         (orchestrator's behaviour: what was not applied is lost, and the audit says so)."""
         started = time.monotonic()
         limit = o.delay_max_s if o.delay_promotion else o.apply_timeout_s
-        last_pos: tuple[str, int] | None = None
+        last_mark: tuple[str, int] | None = None
         last_progress = started
         while True:
             status = await replication_status(s)
             if status is None:
                 return StepResult(StepOutcome.SKIPPED, detail=f"{s.key} is no longer a replica")
-            if status.relay_log_applied:
+            left = await self._left(s, status)
+            if not left:
                 waited = time.monotonic() - started
                 return StepResult(StepOutcome.DONE, detail=f"relay log applied (waited {waited:.3f}s)")
             if not status.sql_running:
@@ -197,57 +321,124 @@ class MySQLExecutor:
                         StepOutcome.FAILED,
                         error=f"SQL thread of {s.key} stopped [{status.last_sql_errno}]: {error}",
                     )
-                # stopped by hand after stop-io (MariaDB GTID: the relay log is gone)
-                await start_replication(s, "SQL_THREAD")
-            pos = (status.relay_master_log_file, status.exec_master_log_pos)
+                await apply_relay_log(s, status)  # stopped by hand since: restart it, relay log kept
+                continue
+            mark = (status.relay_log_file, status.relay_log_pos)  # moves as it applies, in every mode
             now = time.monotonic()
-            if pos != last_pos:
-                last_pos, last_progress = pos, now
-            where = (
-                f"read {status.read_master_log_file}:{status.read_master_log_pos}, "
-                f"executed {status.relay_master_log_file}:{status.exec_master_log_pos}"
-            )
+            if mark != last_mark:
+                last_mark, last_progress = mark, now
             if o.delay_promotion and now - last_progress > o.delay_stall_s:
                 return StepResult(
                     StepOutcome.FAILED,
-                    error=f"{s.key}: SQL thread made no progress for {o.delay_stall_s:g}s ({where})",
+                    error=f"{s.key}: SQL thread made no progress for {o.delay_stall_s:g}s ({left})",
                 )
             if now - started > limit:
                 if o.delay_promotion:
                     return StepResult(
-                        StepOutcome.FAILED, error=f"{s.key}: relay log not applied in {limit:g}s ({where})"
+                        StepOutcome.FAILED, error=f"{s.key}: relay log not applied in {limit:g}s ({left})"
                     )
                 return StepResult(
                     StepOutcome.DONE,
-                    detail=f"relay log not applied within {limit:g}s ({where}); promoting without it",
-                    errors={str(s.key): f"relay log not fully applied ({where})"},
+                    detail=f"relay log not applied within {limit:g}s ({left}); promoting without it",
+                    errors={str(s.key): f"relay log not fully applied ({left})"},
                 )
-            await asyncio.sleep(0.01 if now - started < 0.2 else 0.05)
+            await self._wait_some(s, status, limit - (now - started))
 
     async def _repoint(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        """Each target replicates from `spec.source` by GTID, verified (`_replicate_from`). A replica that
+        has received transactions the source's binary logs lack is not touched (a repoint would discard
+        its relay log, and those transactions with it): it is lost, with the reason."""
         source = spec.source
         assert source is not None
+        position: list[str] = []
+        lock = asyncio.Lock()
+
+        async def source_position() -> str:
+            async with lock:
+                if not position:
+                    position.append(await binlog_gtid_position(self._session(source, fence)))
+            return position[0]
 
         async def action(s: FencedSession) -> str | None:
             status = await replication_status(s)
-            if status is not None and status.master == source and status.replicating:
+            streaming = status is not None and status.master == source and status.replicating
+            if streaming and status is not None and not (status.last_io_errno or status.last_sql_errno):
                 return f"already replicating from {source}"
+            if status is not None:
+                await self._keeps_relay_log(s, status, source, source_position)
             await stop_replication(s)
-            await self._replicate_from(s, source)
-            return None
+            return await self._replicate_from(s, source)
 
         notes, errors = await self._each(spec.targets, fence, action)
         result = self._result(spec, notes, errors)
         result.lost = {k: f"could not be repointed under {source}: {v}" for k, v in errors.items()}
         return result
 
-    async def _replicate_from(self, s: FencedSession, source: InstanceKey) -> None:
-        """Point a stopped replica at `source` by GTID and start it (repoint and relocate share this);
-        each statement is fenced by the session."""
+    async def _keeps_relay_log(
+        self,
+        s: FencedSession,
+        status: ReplicationStatus,
+        source: InstanceKey,
+        source_position: Callable[[], Awaitable[str]],
+    ) -> None:
+        """Raise unless everything `s` received and has not applied yet is in `source`'s binary logs
+        (judged by GTID; without GTIDs there is nothing to compare across servers)."""
+        mariadb = (await s.dialect()).is_mariadb
+        received = received_position(status, mariadb=mariadb)
+        if not received or not await self._left(s, status):
+            return
+        have = await source_position()
+        if _covers(have, received, mariadb=mariadb) is False:
+            raise ReplicationCommandError(
+                f"{s.key} has received {received}, and {source} has only {have or 'nothing'}: not repointed "
+                "(its relay log would be discarded, and the transactions only it has with it)"
+            )
+
+    async def _replicate_from(self, s: FencedSession, source: InstanceKey) -> str:
+        """Point a stopped replica at `source` by GTID, start it and wait until it streams from it
+        (repoint and relocate share this); each statement is fenced by the session."""
         await change_master_gtid(s, source, self.repl)
         await start_replication(s)
+        return await self._await_streaming(s, source)
+
+    async def _await_streaming(self, s: FencedSession, source: InstanceKey) -> str:
+        """Poll (each read fenced and bounded) until `s` streams from `source`: its IO thread connected
+        (`Yes`) and reading the source's binary log (`Master_Log_File` set: the source accepted the
+        requested position), its SQL thread running, no error. An IO thread that stopped with an error
+        (1236: the source lacks what the replica asks for, ...) or a SQL error fails at once; an IO
+        thread still connecting after `follow_timeout_s` (InstanceBulkOperationsWaitTimeoutSeconds)
+        fails then."""
+        limit = self.options.follow_timeout_s
+        started = time.monotonic()
+        while True:
+            status = await replication_status(s)
+            waited = time.monotonic() - started
+            if status is None or status.master != source:
+                now = status.master if status is not None else "nothing"
+                raise ReplicationCommandError(f"replicates from {now}, not {source}")
+            if status.last_sql_errno:
+                error = " ".join(status.last_sql_error.split())[:200]
+                raise ReplicationCommandError(f"SQL thread stopped [{status.last_sql_errno}]: {error}")
+            io_error = f"[{status.last_io_errno}] {' '.join(status.last_io_error.split())[:200]}"
+            if status.io_state is IOThreadState.NO and status.last_io_errno and not is_connect_error(status):
+                raise ReplicationCommandError(f"cannot replicate from {source}: IO thread stopped {io_error}")
+            if status.replicating and status.read_master_log_file and not status.last_io_errno:
+                return f"streaming from {source} (verified in {waited * 1000:.0f} ms)"
+            if waited > limit:
+                io = status.io_state.value + (f" {io_error}" if status.last_io_errno else "")
+                raise ReplicationCommandError(
+                    f"not streaming from {source} within {limit:g}s (IO thread {io}, "
+                    f"SQL thread {'Yes' if status.sql_running else 'No'})"
+                )
+            await asyncio.sleep(0.005 if waited < 0.1 else 0.05)
 
     async def _wait_caught_up(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        result = await self._catch_up(spec, fence)
+        if result.outcome is StepOutcome.FAILED:
+            result.failed = {spec.targets[0]: result.error or "failed"}
+        return result
+
+    async def _catch_up(self, spec: StepSpec, fence: Fence) -> StepResult:
         (successor,) = spec.targets
         source = spec.source
         assert source is not None
@@ -284,18 +475,26 @@ class MySQLExecutor:
         return self._result(spec, notes, errors)
 
     async def _promote(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
+        """STOP SLAVE; RESET SLAVE ALL; read_only=0. A failure is `reversible` (the next candidate may be
+        tried) only while the successor is provably still a read-only replica: at STOP SLAVE."""
         apply = self.options.apply_promotion
+        reached: dict[InstanceKey, str] = {}
 
         async def action(s: FencedSession) -> str | None:
+            reached[s.key] = "stop"
             await stop_replication(s)
             if not apply:
                 return "replication stopped; ApplyMySQLPromotionAfterMasterFailover is off"
+            reached[s.key] = "reset"
             await reset_replica_all(s)
+            reached[s.key] = "writable"
             await set_read_only(s, False)
             return "writable"
 
         notes, errors = await self._each(spec.targets, fence, action)
-        return self._result(spec, notes, errors)
+        result = self._result(spec, notes, errors)
+        result.reversible = all(reached.get(k) == "stop" for k in result.failed)
+        return result
 
     async def _downtime_lost(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
         if self.downtime is None:
@@ -369,8 +568,8 @@ class MySQLExecutor:
                         )
                 waited = time.monotonic() - started
                 note = f"{source} had {position} (waited {waited:.3f}s)" if waited > 0.05 else None
-            await self._replicate_from(s, source)
-            return note
+            streaming = await self._replicate_from(s, source)
+            return f"{note}; {streaming}" if note else streaming
 
         notes, errors = await self._each(spec.targets, fence, action)
         result = self._result(spec, notes, errors)

@@ -24,7 +24,9 @@ from libs.topology.detection import Detection
 MASTER_FAILOVER_CODES = frozenset({Analysis.DEAD_MASTER, Analysis.DEAD_MASTER_AND_SOME_REPLICAS})
 # Codes the intermediate-master recovery handles (orchestrator's checkAndRecoverDeadIntermediateMaster).
 INTERMEDIATE_MASTER_CODES = frozenset(Analysis(name) for name in _IM_NAMES)
-HANDLED_CODES = MASTER_FAILOVER_CODES | INTERMEDIATE_MASTER_CODES
+# RecoverNonWriteableMaster: a read-only master made writable (libs/recovery/writeable.py).
+NON_WRITEABLE_MASTER_CODES = frozenset({Analysis.NO_WRITEABLE_MASTER})
+HANDLED_CODES = MASTER_FAILOVER_CODES | INTERMEDIATE_MASTER_CODES | NON_WRITEABLE_MASTER_CODES
 
 
 class Refusal(str):
@@ -64,8 +66,9 @@ Gate = Callable[[GateContext], Awaitable[str | None]]
 
 
 async def handled_code(ctx: GateContext) -> str | None:
-    """Only codes with a recovery: dead masters and dead intermediate masters (orchestrator's co-master,
-    semi-sync and group-replication recoveries are not built)."""
+    """Only codes with a recovery: dead masters, dead intermediate masters and, with
+    RecoverNonWriteableMaster, read-only masters (orchestrator's co-master, semi-sync and
+    group-replication recoveries are not built)."""
     f = ctx.detection.finding
     if f.code not in HANDLED_CODES:
         return Refusal("unhandled", f"no automated recovery for {f.code.value}")

@@ -10,7 +10,9 @@
   the reply carries the write outage; the recovery acknowledges itself and leaves no block.
 - `ack-recoveries`: clears anti-flapping blocks and marks recoveries acknowledged (by cluster — alias
   or any of its instances —, instance, uid, or all; a comment is required), publishing
-  `recovery.acknowledged` for each; then the deferred detections are tried again.
+  `recovery.acknowledged` for each; then the deferred detections are tried again. One naming a
+  recovery (uid) or a server (instance) also ends the fence watch on that failover's old master
+  (`old_master.py`): it is no longer kept read-only.
 - `blocked-recoveries`: the automated recoveries refused by a block still in force (orchestrator's
   blocked recoveries): each refused failed instance and code with the blocking recovery, its first and
   latest refusal and how many, from the leader's deferred detections (retried every ~2 s, so the latest
@@ -31,8 +33,9 @@ from libs.recovery.audit import FORCE_MASTER_FAILOVER, GRACEFUL, Outcome, Recove
 from libs.recovery.control import Block, ControlState, Deferred, blocked_attempts
 from libs.recovery.events import AckPublisher
 from libs.recovery.fence import Fence
-from libs.recovery.gates import HANDLED_CODES
+from libs.recovery.gates import HANDLED_CODES, MASTER_FAILOVER_CODES
 from libs.recovery.keeper import MasterKeeper
+from libs.recovery.old_master import OldMasterFencer
 from libs.recovery.pipeline import RecoveryPipeline
 from libs.recovery.takeover import takeover_plan
 from libs.topology.analysis import Finding
@@ -76,6 +79,7 @@ class Operations:
     # None: as last written to the control state
     deferred: Callable[[], Iterable[Deferred]] | None = None
     masters: MasterKeeper | None = None  # keeps baton_masters (submit-masters-to-kv-stores)
+    fences: OldMasterFencer | None = None  # the old-master fencer: ack-recoveries naming one ends its watch
 
     # -- views ---------------------------------------------------------------------------------------
     def _views(self, extra: dict[InstanceKey, InstanceState] | None = None) -> list[ClusterView]:
@@ -198,7 +202,7 @@ class Operations:
         master = view.masters[0].key
         findings = self.pipeline.c.analyze(view, self.pipeline.c.clock())
         finding = next(
-            (f for f in findings if f.instance == master and f.code in HANDLED_CODES), None
+            (f for f in findings if f.instance == master and f.code in MASTER_FAILOVER_CODES), None
         ) or _master_finding(view, master, f"force-master-failover requested by {req.requested_by}")
         return await self._start(*self._record(finding, req, FORCE_MASTER_FAILOVER))
 
@@ -280,10 +284,22 @@ class Operations:
             ack = RecoveryAcknowledged(uid=uid, by=by, comment=comment, at=now)
             await c.store.annotate(alias, uid, lambda r: r.acknowledge(by, comment, now))
             await self.acks(cluster, str(failed), ack, self.fence.epoch)
+        unfenced: list[InstanceKey] = []
+        if self.fences is not None and req.scope in (AckScope.UID, AckScope.INSTANCE):
+            unfenced = await self.fences.end(  # only an acknowledgement naming it, never a bulk one
+                self.fence,
+                by=by,
+                reason=f"ack-recoveries: {comment}",
+                uid=req.uid if req.scope is AckScope.UID else None,
+                instance=req.instance if req.scope is AckScope.INSTANCE else None,
+            )
         if targets and self.retry is not None:
             await self.retry()
         uids = sorted(targets)
-        return _reply(CommandStatus.OK, f"Acknowledged {len(uids)} recoveries", acknowledged=uids)
+        message = f"Acknowledged {len(uids)} recoveries"
+        if unfenced:
+            message += "; no longer kept read-only: " + ", ".join(str(k) for k in unfenced)
+        return _reply(CommandStatus.OK, message, acknowledged=uids)
 
     async def blocked(self, req: CommandRequest) -> CommandReply:
         blocks = await self.control.blocks(self.pipeline.c.clock())

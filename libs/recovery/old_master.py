@@ -1,42 +1,72 @@
 """Fencing a failed master that comes back: it must never be a second writable master.
 
-After a successful failover the leader watches the failed master. Whenever it answers and is writable
-(read_only off, and not a replica of anyone), the leader sets read_only (plus super_read_only on MySQL
-when UseSuperReadOnly), records when in the recovery record (`fenced_at`) and publishes a `fenced`
-event. It is never repointed automatically: whether the old data (possibly with transactions the new
-master never got) may rejoin is the operator's call.
+After a successful master failover the leader *watches* the failed master (`FenceWatch`, persisted in
+`baton_fences`, `fence_watch.py`, so every new leader carries on) and keeps it read-only:
 
-A watch ends when the instance has become a replica (someone repointed it), when `baton_masters` names
-it master again (the operator put it back), or after `watch_for`.
+- **fast**: one guard task per watched server. While the server is down it tries to connect every
+  `DOWN_INTERVAL_S` (connect timeout `CONNECT_TIMEOUT_S`); once it answers, it reads `read_only`
+  (+ `super_read_only` on MySQL) every `UP_INTERVAL_S`, so a restart is noticed at the next read. A
+  server found writable is made read-only at once (`set_read_only`, + super_read_only on MySQL with
+  UseSuperReadOnly), through the fenced execute (libs/mysql/fenced.py): a leader whose lease lapsed
+  sends nothing.
+- **whatever its replication configuration**: a server that replicates, or has a CHANGE MASTER left
+  behind (not started), is kept read-only too; it is never repointed (whether its data may rejoin is the
+  operator's call).
+- **audited**: each fencing publishes a `fenced` event (record copy with `fenced_at` and a line in
+  `errors`), annotates the stored recovery record the same way, and counts in the watch.
+- **until an operator says otherwise**: the watch ends with `ack-recoveries` naming the recovery (uid)
+  or the server (instance) — not a cluster-wide or global acknowledgement, which lifts blocks in bulk —
+  or when `baton_masters` names the server master again (a takeover or recovery put it back). The end
+  is a `fence-ended` event and a line in the record. Nothing is fenced while an open recovery is
+  promoting the server (its successor or designated target).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 
-from libs.errors import LeadershipLost
-from libs.models import Flavor, InstanceKey, utcnow
-from libs.mysql import ConnectionPool, Credentials, ProbeSettings, probe
-from libs.mysql.commands import set_read_only
-from libs.mysql.fenced import FencedSession
+from libs.errors import LeadershipLost, ReplicationCommandError
+from libs.models import InstanceKey, utcnow
+from libs.mysql import ConnectionPool, Credentials
+from libs.mysql.commands import read_only_flags, set_read_only
+from libs.mysql.fenced import FencedSession, action_pool
 from libs.recovery.audit import Outcome, RecoveryKind, RecoveryRecord
 from libs.recovery.events import EventSink
 from libs.recovery.fence import Fence
+from libs.recovery.fence_watch import FenceStore, FenceWatch
+from libs.recovery.store import RecordStore
 
 log = logging.getLogger(__name__)
 
-CurrentMaster = Callable[[str], Awaitable[InstanceKey | None]]
-OnFenced = Callable[[RecoveryRecord], Awaitable[None]]
+# A refused connection (server host up, mysqld not yet) fails at once, so a restart is caught at the next
+# attempt; only a black-holed host (down, partitioned) makes an attempt last this long, and it starts
+# refusing (then accepting) long before mysqld is up again. Room for a cross-DC handshake.
+CONNECT_TIMEOUT_S = 1.0
+DOWN_INTERVAL_S = 0.05  # between connection attempts while the server is down
+UP_INTERVAL_S = 0.1  # between reads of read_only while it answers
+MASTERS_EVERY_S = 2.0  # read-only watched servers: how often baton_masters is read for them (one read)
+EXEMPT_TIMEOUT_S = 0.5  # the look at baton_masters and open recoveries before fencing; then fence anyway
+WATCH_NEW_FOR = timedelta(hours=24)  # watches are begun for failovers that ended this recently
+
+NamedMasters = Callable[[], Awaitable[set[InstanceKey]]]
 
 
-@dataclass
-class _Watch:
-    record: RecoveryRecord
-    until: datetime
+class _State(Enum):
+    DOWN = "down"
+    UP = "up"
+    ENDED = "ended"
+
+
+def fencer_pool(statement_timeout_s: float, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> ConnectionPool:
+    """The fencer's own action pool (its connection attempts never queue behind a failover's),
+    statements bounded like every action."""
+    return action_pool(connect_timeout=connect_timeout_s, statement_timeout=statement_timeout_s)
 
 
 class OldMasterFencer:
@@ -47,95 +77,319 @@ class OldMasterFencer:
         events: EventSink,
         *,
         super_read_only: bool = False,
-        current_master: CurrentMaster | None = None,
-        watch_for: timedelta = timedelta(hours=24),
+        store: FenceStore | None = None,
+        records: RecordStore | None = None,
+        named_masters: NamedMasters | None = None,
         clock: Callable[[], datetime] = utcnow,
-        on_fenced: OnFenced | None = None,
         statement_timeout_s: float = 1.5,
+        down_interval_s: float = DOWN_INTERVAL_S,
+        up_interval_s: float = UP_INTERVAL_S,
     ) -> None:
-        """`pool`: an action pool (libs.mysql.fenced.action_pool); `statement_timeout_s`: the limit of the
-        fencing statements, below the lease TTL (ExecutionOptions.statement_timeout_s)."""
+        """`pool`: an action pool (`fencer_pool`); `store`: where watches persist (None: memory only);
+        `records`: the recovery records (annotated on fencing; open ones exempt their promoted server);
+        `named_masters`: the servers baton_masters names (a watched one there ends its watch)."""
         self.pool, self.creds, self.events = pool, creds, events
+        self.super_read_only, self.store, self.records = super_read_only, store, records
+        self.named_masters, self.clock = named_masters, clock
         self.statement_timeout_s = statement_timeout_s
-        self.on_fenced = on_fenced  # e.g. write fenced_at into the stored record (the audit)
-        self.super_read_only, self.current_master = super_read_only, current_master
-        self.watch_for, self.clock = watch_for, clock
-        self.watches: dict[InstanceKey, _Watch] = {}
-        self._probe_settings = ProbeSettings(connect_timeout=1.0, read_timeout=2.0)
+        self.down_interval_s, self.up_interval_s = down_interval_s, up_interval_s
+        self.watches: dict[InstanceKey, FenceWatch] = {}
+        self._unsaved: set[InstanceKey] = set()  # begun in memory, not yet reconciled with the store
+        self._guards: dict[InstanceKey, asyncio.Task[None]] = {}
+        self._masters_read: dict[InstanceKey, float] = {}  # monotonic time of the last baton_masters look
+        self._named: tuple[float, set[InstanceKey]] | None = None  # the last read, shared by the guards
+        self._locks: dict[InstanceKey, asyncio.Lock] = {}  # one look or one end at a time per server
+        self._wake = asyncio.Event()
+        self._fence: Fence | None = None
 
+    # -- what is watched -------------------------------------------------------------------------------
     def watch(self, record: RecoveryRecord) -> None:
-        """Watch the failed master of a successful master failover (older records are ignored; an
-        intermediate master is not a writer, a gracefully demoted master replicates on purpose)."""
+        """Begin watching the failed master of a successful master failover that ended within
+        `WATCH_NEW_FOR` (an intermediate master is not a writer; a gracefully demoted master replicates
+        on purpose). A watch the store already holds for the same recovery, active or ended, wins."""
         if record.outcome is not Outcome.SUCCEEDED or record.ended_at is None:
             return
         if record.kind is not RecoveryKind.MASTER:
             return
-        until = record.ended_at + self.watch_for
-        if until <= self.clock():
-            return
-        self.watches[record.failed] = _Watch(record, until)
-
-    async def check_once(self, fence: Fence) -> list[RecoveryRecord]:
-        """Probe every watched instance once; fence the writable ones. Returns the records fenced."""
         now = self.clock()
-        for key in [k for k, w in self.watches.items() if w.until <= now]:
-            del self.watches[key]
-        results = await asyncio.gather(*(self._check(key, fence) for key in list(self.watches)))
-        return [r for r in results if r is not None]
-
-    async def _check(self, key: InstanceKey, fence: Fence) -> RecoveryRecord | None:
-        watch = self.watches.get(key)
-        if watch is None:
-            return None
-        snap = await probe(key, self.creds, self._probe_settings, pool=self.pool)
-        if not snap.reachable:
-            return None
-        if snap.replication is not None:
-            log.info("old master %s replicates again (from %s): no longer watched", key, snap.master_key)
-            self.watches.pop(key, None)
-            return None
-        if self.current_master is not None and await self.current_master(watch.record.alias) == key:
-            log.info(
-                "old master %s is the published master of %s again: no longer watched",
-                key,
-                watch.record.alias,
-            )
-            self.watches.pop(key, None)
-            return None
-        needs_super = self.super_read_only and snap.flavor is Flavor.MYSQL
-        if snap.read_only and (snap.super_read_only or not needs_super):
-            return None
-        session = FencedSession(self.pool, key, self.creds, fence, self.statement_timeout_s)
-        try:
-            await set_read_only(session, True, super_read_only=self.super_read_only)  # fenced per statement
-        except LeadershipLost:
-            raise
-        except Exception as exc:  # noqa: BLE001 - retried at the next check
-            log.warning("old master %s is writable and could not be fenced: %s", key, exc)
-            return None
-        record = watch.record.model_copy(deep=True)
-        record.fenced_at = self.clock()
-        record.epoch = fence.epoch
-        record.errors.append(
-            f"old master {key} came back writable; set read_only at {record.fenced_at.isoformat()}"
+        if record.ended_at + WATCH_NEW_FOR <= now:
+            return
+        current = self.watches.get(record.failed)
+        if current is not None and current.uid == record.uid:
+            return
+        self.watches[record.failed] = FenceWatch(
+            instance=record.failed, recovery=record, started_at=now, epoch=record.epoch
         )
-        watch.record = record
-        log.warning("old master %s came back writable: set read_only (recovery %s)", key, record.uid)
-        await self.events(record, "fenced")
-        if self.on_fenced is not None:
-            try:
-                await self.on_fenced(record)
-            except Exception as exc:  # noqa: BLE001 - the event is out; the stored copy is a convenience
-                log.warning("old master %s: fenced, but the record could not be updated: %s", key, exc)
-        return record
+        self._unsaved.add(record.failed)
+        self._wake.set()
 
-    async def run(self, fence: Fence, interval_s: float = 1.0) -> None:
-        """Check every `interval_s` while leading."""
+    async def _load(self) -> None:
+        """The watches in the store (an earlier leader's), merged with those begun in memory."""
+        if self.store is None:
+            return
+        for stored in await self.store.all(self.clock()):
+            mine = self.watches.get(stored.instance)
+            if mine is None and stored.active:
+                self.watches[stored.instance] = stored
+            elif mine is not None and mine.uid == stored.uid:
+                self._adopt(stored)
+
+    def _adopt(self, stored: FenceWatch) -> None:
+        self._unsaved.discard(stored.instance)
+        if stored.active:
+            self.watches[stored.instance] = stored
+        else:
+            self.watches.pop(stored.instance, None)
+
+    async def _save_new(self, fence: Fence) -> None:
+        """Persist the watches begun in memory (unless the store has them for the same recovery)."""
+        if self.store is None:
+            self._unsaved.clear()
+            return
+        for key in sorted(self._unsaved):
+            watch = self.watches.get(key)
+            if watch is None:
+                self._unsaved.discard(key)
+                continue
+            stored = await self.store.get(key)
+            if stored is not None and (
+                stored.uid == watch.uid
+                or (stored.active and _ended(stored.recovery) >= _ended(watch.recovery))
+            ):
+                self._adopt(stored)
+                continue
+            fence.check()
+            await self.store.put(watch)
+            self._unsaved.discard(key)
+            log.info("old master %s watched (recovery %s): kept read-only", key, watch.uid)
+
+    # -- the leader's loop -----------------------------------------------------------------------------
+    async def run(self, fence: Fence) -> None:
+        """While leading: load the watches, then one guard per watched server until the term ends."""
+        self._fence = fence
+        loaded = self.store is None
+        try:
+            while fence.held:
+                try:
+                    if not loaded:
+                        await self._load()
+                        loaded = True
+                    await self._save_new(fence)
+                except LeadershipLost:
+                    return
+                except Exception as exc:  # noqa: BLE001 - retried; the guards run from memory meanwhile
+                    log.warning("old master fencing: fence watches not loaded/saved yet: %s", exc)
+                for key, watch in list(self.watches.items()):
+                    if watch.active and (key not in self._guards or self._guards[key].done()):
+                        self._guards[key] = asyncio.create_task(self._guard(key, fence), name=f"fence {key}")
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._wake.wait()
+        finally:
+            guards = list(self._guards.values())
+            self._guards.clear()
+            for task in guards:
+                task.cancel()
+            if guards:
+                await asyncio.wait(guards)
+
+    async def _guard(self, key: InstanceKey, fence: Fence) -> None:
         while True:
+            watch = self.watches.get(key)
+            if watch is None or not watch.active:
+                return
             try:
-                await self.check_once(fence)
+                state, _ = await self._look(key, fence)
             except LeadershipLost:
                 return
-            except Exception as exc:  # noqa: BLE001 - the watch loop must survive anything
-                log.warning("old master fencing check failed: %s", exc)
-            await asyncio.sleep(interval_s)
+            except Exception as exc:  # noqa: BLE001 - the guard must survive anything
+                log.warning("old master %s: fencing check failed: %s", key, exc)
+                state = _State.DOWN
+            if state is _State.ENDED:
+                return
+            await asyncio.sleep(self.down_interval_s if state is _State.DOWN else self.up_interval_s)
+
+    async def check_once(self, fence: Fence) -> list[RecoveryRecord]:
+        """Look at every watched server once; fence the writable ones. Returns the records fenced."""
+        results = await asyncio.gather(*(self._look(key, fence) for key in list(self.watches)))
+        return [record for _, record in results if record is not None]
+
+    # -- one look --------------------------------------------------------------------------------------
+    def _lock(self, key: InstanceKey) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def _look(self, key: InstanceKey, fence: Fence) -> tuple[_State, RecoveryRecord | None]:
+        async with self._lock(key):
+            watch = self.watches.get(key)
+            if watch is None or not watch.active:  # ended meanwhile
+                return _State.ENDED, None
+            return await self._check(watch, fence)
+
+    async def _check(self, watch: FenceWatch, fence: Fence) -> tuple[_State, RecoveryRecord | None]:
+        key = watch.instance
+        session = FencedSession(self.pool, key, self.creds, fence, self.statement_timeout_s)
+        try:
+            ro, sro = await read_only_flags(session)  # fenced, like every statement of the leader
+        except ReplicationCommandError:
+            return _State.DOWN, None
+        mysql = not (await session.dialect()).is_mariadb
+        if ro and (sro or not (self.super_read_only and mysql)):
+            if await self._named_again(watch, fence):
+                return _State.ENDED, None
+            return _State.UP, None
+        exempt = await self._exempt(key)
+        if exempt == "named":
+            await self._finish(watch, fence, by="baton", reason="baton_masters names it master again")
+            return _State.ENDED, None
+        if exempt == "promoting":
+            log.info("old master %s is writable while a recovery promotes it: not fenced", key)
+            return _State.UP, None
+        try:
+            await set_read_only(session, True, super_read_only=self.super_read_only)
+        except ReplicationCommandError as exc:
+            log.warning("old master %s is writable and could not be fenced (retried): %s", key, exc)
+            return _State.UP, None
+        return _State.UP, await self._fenced(watch, fence)
+
+    async def _named_again(self, watch: FenceWatch, fence: Fence) -> bool:
+        """Every `MASTERS_EVERY_S` for a read-only server: does baton_masters name it now? Ends it if so."""
+        if self.named_masters is None:
+            return False
+        now = time.monotonic()
+        if now - self._masters_read.get(watch.instance, 0.0) < MASTERS_EVERY_S:
+            return False
+        self._masters_read[watch.instance] = now
+        try:
+            if self._named is None or now - self._named[0] >= MASTERS_EVERY_S:
+                self._named = (now, await self.named_masters())
+            named = watch.instance in self._named[1]
+        except Exception as exc:  # noqa: BLE001 - looked at again later
+            log.info("old master %s: baton_masters not read: %s", watch.instance, exc)
+            return False
+        if named:
+            await self._finish(watch, fence, by="baton", reason="baton_masters names it master again")
+        return named
+
+    async def _exempt(self, key: InstanceKey) -> str | None:
+        """Why a writable watched server must not be fenced: `named` (baton_masters names it master: the
+        watch ends) or `promoting` (an open recovery is making it the master); None otherwise, and also
+        when the answer does not come in time: then it is fenced (two writable masters are worse)."""
+
+        async def named() -> bool:
+            return self.named_masters is not None and key in await self.named_masters()
+
+        async def promoting() -> bool:
+            if self.records is None:
+                return False
+            for record in await self.records.open_records():
+                planned = record.plan.successor if record.plan is not None else None
+                if key in (record.successor, record.designated, planned):
+                    return True
+            return False
+
+        try:
+            async with asyncio.timeout(EXEMPT_TIMEOUT_S):
+                is_named, is_promoting = await asyncio.gather(named(), promoting())
+        except Exception as exc:  # noqa: BLE001 - fail safe: fence
+            log.warning("old master %s: cannot tell whether it is master again (%s): fencing it", key, exc)
+            return None
+        if is_named:
+            return "named"
+        return "promoting" if is_promoting else None
+
+    # -- audit -----------------------------------------------------------------------------------------
+    async def _fenced(self, watch: FenceWatch, fence: Fence) -> RecoveryRecord:
+        key, now = watch.instance, self.clock()
+        note = (
+            f"old master {key} came back writable; set read_only at {now.isoformat()} (epoch {fence.epoch})"
+        )
+        watch = watch.model_copy(update={"fenced": watch.fenced + 1, "last_fenced_at": now})
+        self.watches[key] = watch
+        log.warning("old master %s came back writable: set read_only (recovery %s)", key, watch.uid)
+        if self.store is not None:
+            try:
+                fence.check()
+                await self.store.put(watch)
+            except LeadershipLost:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the event and the record still say it
+                log.warning("old master %s: fenced, but the watch could not be updated: %s", key, exc)
+
+        def mark(stored: RecoveryRecord) -> bool:
+            stored.fenced_at = now
+            stored.errors.append(note)
+            return True
+
+        return await self._audit(watch, fence, "fenced", mark)
+
+    async def _audit(
+        self, watch: FenceWatch, fence: Fence, phase: str, mark: Callable[[RecoveryRecord], bool]
+    ) -> RecoveryRecord:
+        """Annotate the stored record (when it is still the cluster's latest) and publish `phase` with
+        the record as annotated (else the watch's copy, annotated the same way)."""
+        stored = None
+        if self.records is not None:
+            try:
+                stored = await self.records.annotate(watch.recovery.alias, watch.uid, mark)
+            except Exception as exc:  # noqa: BLE001 - the event still says it
+                log.warning("old master %s: recovery %s not annotated: %s", watch.instance, watch.uid, exc)
+        record = (stored or watch.recovery).model_copy(deep=True)
+        if stored is None:
+            mark(record)
+        record.epoch = fence.epoch
+        await self.events(record, phase)
+        return record
+
+    async def _finish(self, watch: FenceWatch, fence: Fence, *, by: str, reason: str) -> FenceWatch:
+        """End a watch: persisted as ended (kept `ENDED_TTL_S`), audited as `fence-ended`."""
+        now = self.clock()
+        ended = watch.model_copy(update={"ended_at": now, "ended_by": by, "ended_reason": reason})
+        fence.check()
+        if self.store is not None:
+            await self.store.put(ended)
+        self.watches.pop(watch.instance, None)
+        self._unsaved.discard(watch.instance)
+        note = f"old master {watch.instance}: fence watch ended at {now.isoformat()} by {by}: {reason}"
+        log.info("%s (recovery %s)", note, watch.uid)
+
+        def mark(stored: RecoveryRecord) -> bool:
+            stored.errors.append(note)
+            return True
+
+        await self._audit(ended, fence, "fence-ended", mark)
+        return ended
+
+    async def end(
+        self,
+        fence: Fence,
+        *,
+        by: str,
+        reason: str,
+        uid: str | None = None,
+        instance: InstanceKey | None = None,
+    ) -> list[InstanceKey]:
+        """The operator ends the watch of recovery `uid` or of server `instance` (`ack-recoveries` naming
+        it, libs/recovery/manual.py). Returns the servers no longer watched."""
+        if self.store is not None and instance is not None and instance not in self.watches:
+            stored = await self.store.get(instance)  # not loaded yet (the term just began)
+            if stored is not None and stored.active:
+                self.watches[instance] = stored
+        targets = [
+            w.instance
+            for w in list(self.watches.values())
+            if (uid is not None and w.uid == uid) or (instance is not None and w.instance == instance)
+        ]
+        done = []
+        for key in targets:
+            async with self._lock(key):  # not in the middle of a look at it
+                watch = self.watches.get(key)
+                if watch is None or not watch.active:
+                    continue
+                await self._finish(watch, fence, by=by, reason=reason)
+                done.append(key)
+        return done
+
+
+def _ended(record: RecoveryRecord) -> datetime:
+    return record.ended_at or record.started_at

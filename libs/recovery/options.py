@@ -42,6 +42,7 @@ def execution_options(settings: Settings, lease_ttl_s: float = LEASE_TTL_S) -> E
         lost_downtime_minutes=float(settings.MasterFailoverLostInstancesDowntimeMinutes),
         super_read_only=settings.UseSuperReadOnly,
         apply_timeout_s=float(settings.InstanceBulkOperationsWaitTimeoutSeconds) or 10.0,
+        follow_timeout_s=float(settings.InstanceBulkOperationsWaitTimeoutSeconds) or 10.0,
         delay_promotion=settings.DelayMasterPromotionIfSQLThreadNotUpToDate,
         delay_stall_s=float(settings.ReasonableReplicationLagSeconds) or 10.0,
         repoint_concurrency=settings.MaxConcurrentReplicaOperations,

@@ -7,21 +7,33 @@
 Collaborators are passed in (`Collaborators`), so each step can be tested alone and the service only
 wires NATS and MySQL to it. Every step is recorded (begin/end, timings, errors) in the record, which is
 saved to the store after each step: a step recorded as done is never run again, by this leader or the
-next (`resume`). The record is closed in `finally` with the outcome and the reason — except when the
-leadership is lost: then the record stays open, and the next leader adopts it, marks the step that was
-in flight as interrupted, and carries on from there (re-running only that step, which is idempotent or
-guarded by a fresh look at MySQL).
+next (`resume`). The record is closed with the outcome and the reason — except when the leadership is
+lost: then the record stays open, and the next leader adopts it, marks the step that was in flight as
+interrupted, and carries on from there (re-running only that step, which is idempotent or guarded by a
+fresh look at MySQL).
+
+Transient bus errors (`TRANSIENT`: the record store, events or baton_masters did not answer) never close
+a recovery: the steps not done yet are tried again with a growing pause (`RetryPolicy`). Before
+promotion that lasts at most `budget_s`; then the record is left open (`RecoveryPaused`) and the
+leader's periodic sweep resumes it. After promotion (the successor may be writable) it goes on for as
+long as the lease holds, so the outcome is saved and the master published; if the lease goes, the
+record stays open and the next leader's `resume` publishes (steps done are skipped: never a second
+promotion). The final save is retried the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
-from libs.errors import LeadershipLost
+import nats.errors
+
+from libs.errors import BatonError, BusError, LeadershipLost, StaleEpoch
 from libs.hooks import HookContext, HookKind, HookResult, failed
 from libs.models import InstanceKey, InstanceSnapshot, PromotionRule, utcnow
 from libs.models.commands import RecoveryAcknowledged
@@ -46,14 +58,24 @@ from libs.recovery.gates import (
 )
 from libs.recovery.masters import MasterPublisher, master_record
 from libs.recovery.policy import Policy, block_for
-from libs.recovery.steps import ExecutionOptions, StepKind, plan_steps, relocation_steps, takeover_steps
+from libs.recovery.steps import (
+    ExecutionOptions,
+    StepKind,
+    StepSpec,
+    drain_steps,
+    fallback_candidates,
+    lost_steps,
+    promotion_steps,
+    relocation_steps,
+    takeover_steps,
+)
 from libs.recovery.store import ClusterBusy, RecordStore
 from libs.recovery.takeover import takeover_plan, takeover_summary
 from libs.topology.analysis import Finding
-from libs.topology.candidate import choose_candidate
+from libs.topology.candidate import choose_candidate, fallback_plan
 from libs.topology.detection import Detection
 from libs.topology.intermediate import relocation_plan, relocation_summary
-from libs.topology.plan import CandidateRules, Plan, RegisteredRule
+from libs.topology.plan import CandidateRules, DrainState, Plan, RegisteredRule
 from libs.topology.view import ClusterView, InstanceState, fold, group_clusters
 
 log = logging.getLogger(__name__)
@@ -67,6 +89,40 @@ def designated_rule_expiry(now: datetime) -> datetime:
     return now + DESIGNATED_RULE_TTL
 
 
+def failover_summary(record: RecoveryRecord) -> str:
+    """The plan's sentence, plus the replicas lost while carrying it out (they could not follow their new
+    source, or would have lost their relay log): a failover that lost replicas says so."""
+    assert record.plan is not None
+    text = record.plan.summary()
+    planned = {r.key for r in record.plan.lost} | {record.failed}
+    during = [r for r in record.lost if r.key not in planned]
+    if during:
+        text += "; lost while executing it: " + "; ".join(str(r) for r in during)
+    return text
+
+
+def moved_back(
+    view: ClusterView, moved: Mapping[InstanceKey, InstanceKey], failed: InstanceKey
+) -> ClusterView:
+    """`view` with every replica of `moved` that still replicates from the source it was moved under
+    shown as a replica of the failed master again: for a fallback plan they are what they were before the
+    move (a source that never takes writes gave them nothing the failed master's replicas lacked)."""
+
+    def back(info: InstanceSnapshot) -> InstanceSnapshot:
+        replication = info.replication
+        if replication is None or replication.master != moved.get(info.key):
+            return info
+        return info.model_copy(update={"replication": replication.model_copy(update={"master": failed})})
+
+    states = []
+    for state in view.instances:
+        if state.key in moved:
+            seen = back(state.last_seen) if state.last_seen is not None else None
+            state = state.model_copy(update={"last_probe": back(state.last_probe), "last_seen": seen})
+        states.append(state)
+    return view.model_copy(update={"instances": tuple(states)})
+
+
 ProbeFn = Callable[[Sequence[InstanceKey]], Awaitable[Mapping[InstanceKey, InstanceSnapshot]]]
 KnownFn = Callable[[], Mapping[InstanceKey, InstanceState]]
 AnalyzeFn = Callable[[ClusterView, datetime], list[Finding]]
@@ -75,6 +131,16 @@ HookRunner = Callable[[HookKind, HookContext], Awaitable[list[HookResult]]]
 StepHook = Callable[[str, RecoveryRecord], Awaitable[None]]
 RefreshFn = Callable[[Sequence[InstanceKey]], Awaitable[object]]
 
+
+class KindSteps(Protocol):
+    """The steps of a recovery kind built outside the pipeline (`Collaborators.kinds`), e.g.
+    libs/recovery/writeable.py. `run` uses the pipeline's `_step` (done steps are skipped on resume)."""
+
+    async def run(self, pipeline: RecoveryPipeline, record: RecoveryRecord, fence: Fence) -> None: ...
+
+    def summary(self, record: RecoveryRecord) -> str: ...
+
+
 RECHECK, PLAN, PRE_HOOKS, PUBLISH, POST_HOOKS = (
     "recheck",
     "plan",
@@ -82,6 +148,7 @@ RECHECK, PLAN, PRE_HOOKS, PUBLISH, POST_HOOKS = (
     "publish-master",
     "post-hooks",
 )
+RANK = "rank"  # a dead master's candidates ranked again after the drain (`_failover`)
 
 
 class RecoveryAborted(Exception):
@@ -90,6 +157,46 @@ class RecoveryAborted(Exception):
     def __init__(self, outcome: Outcome, reason: str) -> None:
         super().__init__(reason)
         self.outcome, self.reason = outcome, reason
+
+
+class RecoveryPaused(BatonError):
+    """Transient errors outlasted the retry budget before promotion: the record stays open (not closed,
+    no block) and the leader's sweep resumes it."""
+
+
+TRANSIENT: tuple[type[BaseException], ...] = (BusError, nats.errors.TimeoutError)
+"""Errors worth another try: the bus did not answer, or refused for the moment. LeadershipLost and
+StaleEpoch are not: someone newer owns the work."""
+
+# Steps after which the successor may be writable (or the replicas moved): from then on the outcome
+# must be saved and the master published, whatever it takes.
+_PROMOTING = ("promote:", "switch:", "relocate:")
+_PROMOTED = ("promote:", "switch:")  # the steps that make the successor writable (`promoted_at`)
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Pauses between attempts after a transient error: `first_s`, doubling up to `max_delay_s`. Before
+    promotion a recovery gives up after `budget_s` of retrying (left open, resumed by the sweep); after
+    promotion it never gives up while the lease holds."""
+
+    first_s: float = 0.05
+    max_delay_s: float = 2.0
+    budget_s: float = 10.0
+
+
+class _Backoff:
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy, self.started, self.delay = policy, time.monotonic(), policy.first_s
+
+    @property
+    def spent(self) -> float:
+        return time.monotonic() - self.started
+
+    def next(self) -> float:
+        delay, self.delay = self.delay, min(self.delay * 2, self.policy.max_delay_s)
+        return delay
 
 
 @dataclass
@@ -113,12 +220,22 @@ class Collaborators:
     # fresh snapshots of the instances a recovery changed (probe-now through the probers), so every
     # reader (API, analyzer) sees the new topology at once instead of at the next poll
     refresh: RefreshFn | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)  # riding out transient bus errors
+    kinds: Mapping[RecoveryKind, KindSteps] = field(default_factory=dict)  # kinds with steps of their own
 
 
 class RecoveryPipeline:
     def __init__(self, collab: Collaborators, node: str) -> None:
         self.c, self.node = collab, node
         self._refreshing: set[asyncio.Task[None]] = set()
+        # recoveries a coroutine of this pipeline is admitting or driving: the sweep leaves them alone
+        self._claims: set[str] = set()
+        # per recovery: the failed master's replicas its plan found unreachable (not drained, not probed
+        # again: each would cost a connect timeout); in memory only, a new leader simply tries them all
+        self._down: dict[str, dict[InstanceKey, InstanceSnapshot]] = {}
+
+    def claimed(self, uid: str) -> bool:
+        return uid in self._claims
 
     # -- entry points --------------------------------------------------------------------------------
     async def handle(self, detection: Detection, fence: Fence, *, command: str = "") -> RecoveryRecord:
@@ -146,15 +263,27 @@ class RecoveryPipeline:
         c = self.c
         if record is None:
             record = new_record(detection, epoch=fence.epoch, node=self.node, now=c.clock(), command=command)
-        current = await c.store.current(record.alias)
-        reason = await self._gates(GateContext(detection, record, current, fence, c.clock()))
+        admitting = record
+
+        async def gates() -> str | None:
+            current = await c.store.current(admitting.alias)
+            return await self._gates(GateContext(detection, admitting, current, fence, c.clock()))
+
+        reason = await self._retry(record, fence, "admission", gates)
         if reason is None:
+            self._claims.add(record.uid)  # until drive() ends, or now if the registration fails
             try:
                 fence.check()
-                await c.store.register(record)
+                # a registration whose reply was lost is found done by the next attempt (same uid)
+                await self._retry(record, fence, "registration", lambda: c.store.register(admitting))
             except ClusterBusy as exc:
                 reason = str(exc)
                 record.skip_code = "busy"
+            except BaseException:
+                self._claims.discard(record.uid)  # it may have landed: then the sweep drives it
+                raise
+            if reason is not None:
+                self._claims.discard(record.uid)
         if reason is not None:
             record.skip_code = getattr(reason, "code", "") or record.skip_code
             record.blocked_by = getattr(reason, "by", "")
@@ -163,21 +292,55 @@ class RecoveryPipeline:
                 log.info("recovery of %s on %s skipped: %s", record.code, record.failed, reason)
                 await c.events(record, "skipped")
             return record
-        await c.events(record, "registered")
+        await self._quietly(record, "registered event", lambda: c.events(admitting, "registered"))
         return record
 
     async def resume(self, record: RecoveryRecord, fence: Fence) -> RecoveryRecord:
-        """Adopt an open record left by an older epoch and finish it."""
-        interrupted = record.take_over(fence.epoch, self.node, self.c.clock())
-        fence.check()
-        await self.c.store.adopt(record)
-        log.info("recovery %s resumed under epoch %d (interrupted: %s)", record.uid, fence.epoch, interrupted)
-        await self.c.events(record, "resumed")
-        return await self.drive(record, fence)
+        """Carry on with an open record nobody drives: one an older epoch left (adopted: epoch bumped,
+        the step in flight marked interrupted), or one of this term whose task ended without closing
+        it (its steps left running marked interrupted). Steps done are skipped, so a record past
+        promotion only runs what is left of publish-master and the post hooks — never a second
+        promotion."""
+        self._claims.add(record.uid)
+        try:
+            now = self.c.clock()
+            if record.epoch < fence.epoch:
+                interrupted = record.take_over(fence.epoch, self.node, now)
+                write = self.c.store.adopt
+            elif record.epoch == fence.epoch:
+                interrupted = self._interrupt_own(record, now, "its task ended during this step")
+                write = self.c.store.save
+            else:
+                raise LeadershipLost(f"recovery {record.uid} is held by epoch {record.epoch} > {fence.epoch}")
+            if record.promoted_at is None:  # promoted, then stopped before the time was saved
+                promoted = next(
+                    (
+                        s
+                        for s in record.steps
+                        if s.name.startswith(_PROMOTED) and s.outcome is StepOutcome.DONE
+                    ),
+                    None,
+                )
+                record.promoted_at = promoted.ended_at if promoted is not None else None
+            fence.check()
+            await self._retry(record, fence, "adoption", lambda: write(record))
+            log.info(
+                "recovery %s resumed under epoch %d (interrupted: %s)", record.uid, fence.epoch, interrupted
+            )
+            await self._quietly(record, "resumed event", lambda: self.c.events(record, "resumed"))
+            return await self._drive(record, fence)
+        finally:
+            self._claims.discard(record.uid)
+
+    async def orphans(self, fence: Fence) -> list[RecoveryRecord]:
+        """Open records nobody drives: left by an older epoch, or of this term and claimed by no
+        admission or drive of this pipeline (one that ended without closing its record)."""
+        records = await self.c.store.open_records()
+        return [r for r in records if r.epoch <= fence.epoch and r.uid not in self._claims]
 
     async def resume_open(self, fence: Fence) -> list[RecoveryRecord]:
-        """What a new leader does first: finish every recovery older epochs left open."""
-        records = [r for r in await self.c.store.open_records() if r.epoch < fence.epoch]
+        """Finish every recovery nobody drives (what the leader's sweep does, all at once)."""
+        records = await self.orphans(fence)
         return list(await asyncio.gather(*(self.resume(r, fence) for r in records)))
 
     async def _gates(self, ctx: GateContext) -> str | None:
@@ -189,23 +352,25 @@ class RecoveryPipeline:
 
     # -- the resumable part --------------------------------------------------------------------------
     async def drive(self, record: RecoveryRecord, fence: Fence) -> RecoveryRecord:
+        """Run the steps not done yet, close the record and save it. Returns the closed record.
+        LeadershipLost (the lease or the record went to another leader) and RecoveryPaused (transient
+        errors before promotion outlasted the retry budget) leave it open for the leader's sweep."""
+        self._claims.add(record.uid)
+        try:
+            return await self._drive(record, fence)
+        finally:
+            self._claims.discard(record.uid)
+
+    async def _drive(self, record: RecoveryRecord, fence: Fence) -> RecoveryRecord:
         c = self.c
         try:
-            if record.kind is RecoveryKind.GRACEFUL_TAKEOVER:
-                await self._takeover(record, fence)
-            else:
-                view = await self._recheck(record, fence)
-                await self._plan(record, fence, view)
-                await self._pre_hooks(record, fence)
-                await self._execute(record, fence)
-                if record.kind is RecoveryKind.MASTER:
-                    await self._publish(record, fence)
-                else:
-                    self._refresh(record)
-                await self._post_hooks(record, fence)
+            await self._retry(record, fence, "step", lambda: self._steps(record, fence))
             self._close(record, Outcome.SUCCEEDED, self._summary(record))
         except (LeadershipLost, asyncio.CancelledError):
             log.warning("recovery %s: leadership lost; the next leader resumes it", record.uid)
+            raise
+        except RecoveryPaused as paused:
+            log.warning("recovery %s: %s", record.uid, paused)
             raise
         except RecoveryAborted as stop:
             self._close(record, stop.outcome, stop.reason)
@@ -221,16 +386,139 @@ class RecoveryPipeline:
                 acknowledged = RecoveryAcknowledged(
                     uid=record.uid, by=by, comment=record.acknowledged_comment, at=c.clock()
                 )
-        await self._save(record, fence, final=True)
+        if not await self._save_final(record, fence):
+            return record  # another leader owns the record: its outcome, block and events are theirs
         await self._block(record)
         phase = "completed" if record.outcome in (Outcome.SUCCEEDED, Outcome.ALREADY_FIXED) else "failed"
-        await c.events(record, phase)
+        await self._quietly(record, f"{phase} event", lambda: c.events(record, phase))
         if acknowledged is not None and c.acknowledged is not None:
-            await c.acknowledged(record.cluster, str(record.failed), acknowledged, record.epoch)
+            publish = c.acknowledged
+            ack = acknowledged
+            await self._quietly(
+                record,
+                "acknowledgement",
+                lambda: publish(record.cluster, str(record.failed), ack, record.epoch),
+            )
         log.info("recovery %s of %s: %s: %s", record.uid, record.alias, record.outcome, record.reason)
         return record
 
+    async def _steps(self, record: RecoveryRecord, fence: Fence) -> None:
+        """Every step not done yet, in order (`_step` skips those recorded done)."""
+        if (own := self.c.kinds.get(record.kind)) is not None:
+            await own.run(self, record, fence)
+            return
+        if record.kind is RecoveryKind.GRACEFUL_TAKEOVER:
+            await self._takeover(record, fence)
+            return
+        view = await self._recheck(record, fence)
+        await self._plan(record, fence, view)
+        await self._pre_hooks(record, fence)
+        await self._execute(record, fence)
+        if record.kind is RecoveryKind.MASTER:
+            await self._publish(record, fence)
+        else:
+            self._refresh(record)
+        await self._post_hooks(record, fence)
+
+    # -- riding out transient errors ---------------------------------------------------------------
+    @staticmethod
+    def promoted(record: RecoveryRecord) -> bool:
+        """Whether the successor may be writable already (a promote/switch/relocate step ran or was
+        under way): from then on the outcome must be saved and the master published."""
+        if record.promoted_at is not None:
+            return True
+        return any(
+            s.name.startswith(_PROMOTING) and s.outcome is not StepOutcome.FAILED for s in record.steps
+        )
+
+    async def _retry(
+        self, record: RecoveryRecord, fence: Fence, what: str, attempt: Callable[[], Awaitable[_T]]
+    ) -> _T:
+        """`attempt()` until it does not fail with a transient error. Before promotion for at most
+        `RetryPolicy.budget_s` from the first failure (counted afresh once a step was done since), then
+        RecoveryPaused; after promotion for as long as the lease holds (then LeadershipLost)."""
+        backoff, progress = None, -1
+        while True:
+            try:
+                return await attempt()
+            except TRANSIENT as exc:
+                self._interrupt_own(record, self.c.clock(), f"not run: its start could not be saved ({exc})")
+                done = sum(1 for s in record.steps if s.outcome in (StepOutcome.DONE, StepOutcome.SKIPPED))
+                if backoff is None or done != progress:
+                    backoff, progress = _Backoff(self.c.retry), done
+                promoted = self.promoted(record)
+                if not promoted and backoff.spent >= self.c.retry.budget_s:
+                    raise RecoveryPaused(
+                        f"{what} failed: {exc} (retried for {backoff.spent:.1f}s before promotion); "
+                        "left open, the leader's sweep resumes it"
+                    ) from exc
+                delay = backoff.next()
+                log.warning(
+                    "recovery %s: %s failed (%s); trying again in %.2fs%s",
+                    record.uid,
+                    what,
+                    exc,
+                    delay,
+                    " (after promotion: until it works or the lease is lost)" if promoted else "",
+                )
+                await asyncio.sleep(delay)
+                fence.check()
+
+    def _interrupt_own(self, record: RecoveryRecord, now: datetime, why: str) -> list[str]:
+        """Steps of the record's own epoch left running (a start saved, or not, before the step body
+        ran; or a task of this term that ended) end as interrupted, so they run again."""
+        names = [s.name for s in record.steps if s.outcome is StepOutcome.RUNNING and s.epoch == record.epoch]
+        for name in names:
+            record.end_step(name, now, StepOutcome.INTERRUPTED, error=why)
+        return names
+
+    async def _quietly(
+        self, record: RecoveryRecord, what: str, attempt: Callable[[], Awaitable[object]]
+    ) -> None:
+        """A publication the recovery does not depend on (an event, an acknowledgement): a few tries,
+        then a warning."""
+        backoff = _Backoff(self.c.retry)
+        for left in range(2, -1, -1):
+            try:
+                await attempt()
+                return
+            except TRANSIENT as exc:
+                if not left:
+                    log.warning("recovery %s: %s not published: %s", record.uid, what, exc)
+                    return
+                await asyncio.sleep(backoff.next())
+
+    async def _save_final(self, record: RecoveryRecord, fence: Fence) -> bool:
+        """Save the closed record, trying again after transient errors for as long as the lease holds
+        (an unsaved close would leave the cluster busy). False when another leader owns the record;
+        LeadershipLost when the lease went before the save landed (the next leader resumes it)."""
+        backoff = _Backoff(self.c.retry)
+        while True:
+            try:
+                await self.c.store.save(record)
+                return True
+            except LeadershipLost as exc:
+                log.warning(
+                    "recovery %s: closed record not saved, another leader owns it: %s", record.uid, exc
+                )
+                return False
+            except TRANSIENT as exc:
+                if not fence.held:
+                    raise LeadershipLost(
+                        f"recovery {record.uid}: closed record not saved ({exc}) and the lease is lost"
+                    ) from exc
+                delay = backoff.next()
+                log.warning(
+                    "recovery %s: saving the closed record failed (%s); trying again in %.2fs",
+                    record.uid,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
     def _summary(self, record: RecoveryRecord) -> str:
+        if (own := self.c.kinds.get(record.kind)) is not None:
+            return own.summary(record)
         assert record.plan is not None
         if record.kind is RecoveryKind.INTERMEDIATE_MASTER:
             return relocation_summary(record.plan)
@@ -238,7 +526,7 @@ class RecoveryPipeline:
             return takeover_summary(
                 record.plan, record.write_outage_ms, started=record.command.endswith("-auto")
             )
-        return record.plan.summary()
+        return failover_summary(record)
 
     async def _block(self, record: RecoveryRecord) -> None:
         """Anti-flapping: the block this recovery leaves (policy.block_for). Best effort: a block that
@@ -256,15 +544,11 @@ class RecoveryPipeline:
         if record.active:
             record.close(outcome, reason, self.c.clock())
 
-    async def _save(self, record: RecoveryRecord, fence: Fence, *, final: bool = False) -> None:
-        if not final:
-            fence.check()
-        try:
-            await self.c.store.save(record)
-        except LeadershipLost:
-            if not final:
-                raise
-            log.warning("recovery %s: closed record not saved: another leader owns it", record.uid)
+    async def _save(self, record: RecoveryRecord, fence: Fence) -> None:
+        """Save the open record (fence checked first). LeadershipLost when another leader owns it; a
+        transient error goes to the caller's retry (`_retry`)."""
+        fence.check()
+        await self.c.store.save(record)
 
     async def _step(
         self,
@@ -402,19 +686,43 @@ class RecoveryPipeline:
             record.set_plan(plan)
             if not plan.ok:
                 raise RecoveryAborted(Outcome.ABORTED, text)
+            if record.kind is RecoveryKind.MASTER:
+                replicas = view.replicas_of(record.failed)
+                self._down[record.uid] = {s.key: s.last_probe for s in replicas if not s.last_probe.reachable}
             return StepResult(StepOutcome.DONE, detail=text)
 
         if await self._step(record, fence, PLAN, body) is not None:
             await self.c.events(record, "planned")
 
     @staticmethod
-    def _master_plan(record: RecoveryRecord, view: ClusterView, rules: CandidateRules, now: datetime) -> Plan:
-        """choose_candidate; with a designated candidate (recover with a destination) every other
+    def _master_plan(
+        record: RecoveryRecord,
+        view: ClusterView,
+        rules: CandidateRules,
+        now: datetime,
+        *,
+        drain: DrainState = DrainState.PENDING,
+        previous: Plan | None = None,
+        failed: Mapping[InstanceKey, str] | None = None,
+    ) -> Plan:
+        """choose_candidate, or with `previous` and `failed` (candidates of `previous` that failed, and
+        why) `fallback_plan`. With a designated candidate (recover with a destination) every other
         replica is registered must_not for this choice (it may still serve as a two-step intermediate)
-        and the designated one must, so the operator's choice wins or the plan says why it cannot."""
+        and the designated one must, so the operator's choice wins or the plan says why it cannot.
+        Before the drain (`DrainState.PENDING`) FailMasterPromotionIfSQLThreadNotUpToDate is not applied:
+        the relay logs are about to be applied (orchestrator checks it after stopping the replicas
+        nicely too); the ranking after the drain applies it."""
+        if drain is DrainState.PENDING:
+            rules = rules.model_copy(update={"fail_master_promotion_if_sql_thread_not_up_to_date": False})
+
+        def choose(chosen_by: CandidateRules) -> Plan:
+            if previous is not None:
+                return fallback_plan(view, previous, failed or {}, chosen_by, now, drain=drain)
+            return choose_candidate(view, record.failed, chosen_by, now, drain=drain)
+
         wanted = record.designated
         if wanted is None:
-            return choose_candidate(view, record.failed, rules, now)
+            return choose(rules)
         replicas = {s.key for s in view.replicas_of(record.failed)}
         if wanted not in replicas:
             return Plan(
@@ -429,7 +737,7 @@ class RecoveryPipeline:
             {k: RegisteredRule(rule=PromotionRule.MUST_NOT, expires_at=until) for k in replicas}
         )
         registered[wanted] = RegisteredRule(rule=PromotionRule.MUST, expires_at=until)
-        plan = choose_candidate(view, record.failed, rules.model_copy(update={"registered": registered}), now)
+        plan = choose(rules.model_copy(update={"registered": registered}))
         if plan.ok and plan.successor == wanted:
             return plan
         why = plan.passed_over_reason(wanted) or plan.reason
@@ -439,6 +747,8 @@ class RecoveryPipeline:
             ok=False,
             reason=f"designated {wanted} cannot be promoted: {why}",
             passed_over=plan.passed_over,
+            drain=plan.drain,
+            tried=plan.tried,
         )
 
     def hook_context(self, record: RecoveryRecord, *, successful: bool = False) -> HookContext:
@@ -497,27 +807,143 @@ class RecoveryPipeline:
     async def _execute(self, record: RecoveryRecord, fence: Fence) -> None:
         assert record.plan is not None
         if record.kind is RecoveryKind.INTERMEDIATE_MASTER:
-            specs = relocation_steps(record.plan)
+            await self._run_specs(record, fence, relocation_steps(record.plan))
         elif record.kind is RecoveryKind.GRACEFUL_TAKEOVER:
             specs = takeover_steps(record.plan, start_old_master=record.command.endswith("-auto"))
+            await self._run_specs(record, fence, specs)
         else:
-            specs = plan_steps(
-                record.plan, self.c.options, fence_failed=record.command == FORCE_MASTER_FAILOVER
-            )
+            await self._failover(record, fence)
+
+    async def _run_specs(
+        self, record: RecoveryRecord, fence: Fence, specs: Sequence[StepSpec], *, fallback: bool = False
+    ) -> tuple[StepSpec, dict[InstanceKey, str]] | None:
+        """Run `specs` in order (those recorded done are skipped). With `fallback`, a required step that
+        failed on a candidate before the point of no return (`fallback_candidates`) ends the run and is
+        returned with the candidates to replace; any other failure of a required step fails the
+        recovery."""
         for spec in specs:
 
-            async def body(spec=spec) -> StepResult:  # type: ignore[no-untyped-def]
+            async def body(spec: StepSpec = spec) -> StepResult:
                 return await self.c.executor.run(spec, record, fence)
 
             result = await self._step(record, fence, spec.name, body, save_begin=spec.mutating)
             if result is None:
                 continue
             if result.outcome is StepOutcome.FAILED and not spec.best_effort:
+                if fallback and record.plan is not None:
+                    started = {s.name for s in record.steps}
+                    replace = fallback_candidates(
+                        record.plan, spec, result.failed, started, reversible=result.reversible
+                    )
+                    if replace:
+                        return spec, replace
                 raise RecoveryAborted(Outcome.FAILED, f"step {spec.name} failed: {result.error}")
             if spec.kind in (StepKind.PROMOTE, StepKind.SWITCH):
                 step = record.step(spec.name)
                 record.promoted_at = step.ended_at if step else self.c.clock()
                 await self._save(record, fence)
+        return None
+
+    async def _failover(self, record: RecoveryRecord, fence: Fence) -> None:
+        """A dead master's failover (steps.py): drain (IO threads stopped, relay logs applied) → rank
+        again on what each replica holds now → promotion, falling back to the next candidate when one
+        fails before the point of no return → the lost instances (planned, and those that could not
+        follow their new source). Every part is rebuilt from the record, so a resumed recovery skips
+        what is done and carries on with the plan in force."""
+        assert record.plan is not None
+        forced = record.command == FORCE_MASTER_FAILOVER
+        down = self._down.get(record.uid, {})
+        try:
+            await self._run_specs(record, fence, drain_steps(record.plan, fence_failed=forced, skip=down))
+            await self._rank(record, fence)
+            while True:
+                assert record.plan is not None
+                failure = await self._run_specs(record, fence, promotion_steps(record.plan), fallback=True)
+                if failure is None:
+                    break
+                await self._fallback(record, fence, *failure)
+        finally:
+            self._down.pop(record.uid, None)
+        await self._run_specs(record, fence, lost_steps(record.failed, record.lost_replicas, self.c.options))
+
+    async def _look_again(self, record: RecoveryRecord) -> ClusterView:
+        """A fresh probe of the failed master's replicas for ranking (not of the failed master, nor of the
+        replicas the plan found unreachable: their last probes stand in, unless something newer is known)."""
+        down = self._down.get(record.uid, {})
+        keys = [k for k in self._recheck_keys(record) if k != record.failed and k not in down]
+        fresh = dict(down)
+        fresh.update(await self.c.probe(keys))
+        return self._view(record, fresh)
+
+    async def _rank(self, record: RecoveryRecord, fence: Fence) -> None:
+        """After the drain: a fresh look at every replica, and the candidates ranked again on what each
+        holds now (`DrainState.DONE`: relay logs still unapplied could not be applied in time, and the
+        plan says so in `undrained`)."""
+
+        async def body() -> StepResult:
+            assert record.plan is not None
+            before = record.plan
+            view = await self._look_again(record)
+            plan = self._master_plan(
+                record, view, await self.c.rules(), self.c.clock(), drain=DrainState.DONE
+            )
+            record.set_plan(plan)
+            if not plan.ok:
+                raise RecoveryAborted(Outcome.FAILED, plan.summary())
+            same = (plan.successor, plan.intermediate) == (before.successor, before.intermediate)
+            return StepResult(StepOutcome.DONE, detail=plan.summary() + ("" if same else " (changed)"))
+
+        if await self._step(record, fence, RANK, body) is not None:
+            await self.c.events(record, "planned")
+
+    async def _fallback(
+        self, record: RecoveryRecord, fence: Fence, spec: StepSpec, failed: Mapping[InstanceKey, str]
+    ) -> None:
+        """Candidates of the plan in force failed in `spec` before the point of no return: plan again
+        without them (`fallback_plan`, on a fresh look) and carry on with the next one. Step
+        `fallback:<candidates>` (each candidate fails once at most: it is never chosen again); the
+        attempts and their reasons accumulate in `Plan.tried`. Replicas this recovery already moved under
+        an intermediate that did not fail count as replicas of the failed master again (they hold what
+        it held). No plan left: the recovery fails with both reasons."""
+        name = "fallback:" + ",".join(str(k) for k in sorted(failed))
+        why = "; ".join(f"{k} failed in {spec.name}: {v}" for k, v in sorted(failed.items()))
+
+        async def body() -> StepResult:
+            previous = record.plan
+            assert previous is not None
+            moved = self._moved(record, previous, failed)
+            view = moved_back(await self._look_again(record), moved, record.failed)
+            rules = await self.c.rules()
+            now = self.c.clock()
+            plan = self._master_plan(
+                record, view, rules, now, drain=DrainState.DONE, previous=previous, failed=failed
+            )
+            planned = {r.key for r in previous.lost} | {record.failed}
+            during = [r for r in record.lost if r.key not in planned]
+            record.set_plan(plan)
+            kept = {plan.successor, plan.intermediate, *plan.replicas_to_repoint}
+            for lost in during:
+                if lost.key not in kept:
+                    record.mark_lost(lost.key, lost.reason)
+            if not plan.ok:
+                raise RecoveryAborted(Outcome.FAILED, f"{why}; no other candidate: {plan.reason}")
+            return StepResult(StepOutcome.DONE, detail=f"{why}; next: {plan.summary()}")
+
+        log.warning("recovery %s: %s; falling back", record.uid, why)
+        if await self._step(record, fence, name, body) is not None:
+            await self.c.events(record, "planned")
+
+    def _moved(
+        self, record: RecoveryRecord, plan: Plan, failed: Mapping[InstanceKey, str]
+    ) -> dict[InstanceKey, InstanceKey]:
+        """Replicas `plan`'s repoint steps (begun in this recovery) moved under a source that did not
+        fail: {replica: source}."""
+        moved: dict[InstanceKey, InstanceKey] = {}
+        for spec in promotion_steps(plan):
+            if spec.kind is StepKind.REPOINT and spec.source not in failed and record.step(spec.name):
+                assert spec.source is not None
+                moved.update({k: spec.source for k in spec.targets if k not in failed})
+        return moved
 
     async def _publish(self, record: RecoveryRecord, fence: Fence) -> None:
         assert record.successor is not None
@@ -526,7 +952,10 @@ class RecoveryPipeline:
             assert record.successor is not None
             fence.check()
             value = master_record(record.cluster, record.alias, record.successor, fence.epoch, record.uid)
-            await self.c.masters(value)
+            try:
+                await self.c.masters(value)  # epoch-fenced and idempotent: a resumed recovery repeats it
+            except StaleEpoch as exc:
+                raise LeadershipLost(f"a newer leader published the master of {record.alias}: {exc}") from exc
             record.published_at = self.c.clock()
             self._refresh(record)
             return StepResult(
@@ -571,6 +1000,7 @@ class RecoveryPipeline:
                 HookKind.POST_FAILOVER,
                 HookKind.POST_GRACEFUL_TAKEOVER,
             ),
+            RecoveryKind.NON_WRITEABLE_MASTER: (HookKind.POST_FAILOVER,),  # orchestrator's
         }[record.kind]
 
         async def body() -> StepResult:

@@ -10,6 +10,12 @@ master recoveries of its cluster — under its old name or alias, or the new mas
 name changed with the failover — and an intermediate-master recovery blocks further automated
 recoveries of that same instance, until the block expires or is acknowledged. A block never blocks the
 incident that set it (a new leader finishing the old leader's incident is not flapping).
+
+RecoverNonWriteableMaster (`writeable.py`), as orchestrator: off = a read-only master is reported, never
+made writable (also refused to a forced `recover`); on = it is, whatever the cluster filters say (only
+the key gates it). Its recovery is blocked like a master recovery (by a block of the cluster) and leaves
+an instance block that refuses only the same recovery of the same master again. **Change:** orchestrator
+lets it block every recovery of the cluster for RecoveryPeriodBlockSeconds, a dead master included.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from libs.recovery.control import Block, ControlState
 from libs.recovery.gates import (
     DEFAULT_GATES,
     INTERMEDIATE_MASTER_CODES,
+    NON_WRITEABLE_MASTER_CODES,
     Gate,
     GateContext,
     Refusal,
@@ -45,6 +52,7 @@ class Policy(BaseModel):
     intermediate_filters: tuple[str, ...] = ()  # RecoverIntermediateMasterClusterFilters
     ignore_hostname_filters: tuple[str, ...] = ()  # RecoveryIgnoreHostnameFilters
     block_seconds: float = 3600.0  # RecoveryPeriodBlockSeconds (0: no anti-flapping)
+    recover_non_writeable_master: bool = False  # RecoverNonWriteableMaster
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -53,6 +61,7 @@ class Policy(BaseModel):
             intermediate_filters=tuple(settings.RecoverIntermediateMasterClusterFilters),
             ignore_hostname_filters=tuple(settings.RecoveryIgnoreHostnameFilters),
             block_seconds=float(settings.RecoveryPeriodBlockSeconds),
+            recover_non_writeable_master=settings.RecoverNonWriteableMaster,
         )
 
     def auto_master(self, cluster: str, alias: str) -> bool:
@@ -69,7 +78,8 @@ def block_for(record: RecoveryRecord, seconds: float, now: datetime) -> Block | 
         return None
     if record.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.ABORTED):
         return None
-    scope = "instance" if record.kind is RecoveryKind.INTERMEDIATE_MASTER else "cluster"
+    per_instance = (RecoveryKind.INTERMEDIATE_MASTER, RecoveryKind.NON_WRITEABLE_MASTER)
+    scope = "instance" if record.kind in per_instance else "cluster"
     return Block(
         scope=scope,
         cluster=record.cluster,
@@ -88,13 +98,19 @@ def blocking(blocks: Sequence[Block], ctx: GateContext) -> Block | None:
     """The block that applies to this detection, if any."""
     f = ctx.detection.finding
     im = f.code in INTERMEDIATE_MASTER_CODES
+    writeable = f.code in NON_WRITEABLE_MASTER_CODES
     for b in blocks:
         if b.incident == ctx.detection.incident or not b.active(ctx.now):
             continue
-        if im:
-            if b.scope == "instance" and b.instance == f.instance:
+        if b.analysis in NON_WRITEABLE_MASTER_CODES and not writeable:
+            continue  # making a read-only master writable never blocks a failover
+        same_instance = b.scope == "instance" and b.instance == f.instance
+        if im or writeable:
+            if same_instance:
                 return b
-        elif b.scope == "cluster" and (
+            if im:
+                continue
+        if b.scope == "cluster" and (
             b.cluster == f.cluster or (b.alias and b.alias == f.alias) or b.successor == f.instance
         ):
             return b
@@ -120,9 +136,14 @@ def policy_gates(policy: Policy, control: ControlState) -> tuple[Gate, ...]:
         )
 
     async def cluster_filter(ctx: GateContext) -> str | None:
+        f = ctx.detection.finding
+        if f.code in NON_WRITEABLE_MASTER_CODES:  # orchestrator: the key alone, forced or not
+            if policy.recover_non_writeable_master:
+                return None
+            why = f"RecoverNonWriteableMaster is off: read-only master {f.instance} is not made writable"
+            return Refusal("filtered", why)
         if ctx.forced:
             return None
-        f = ctx.detection.finding
         im = f.code in INTERMEDIATE_MASTER_CODES
         filters = policy.intermediate_filters if im else policy.master_filters
         if matching_filter(filters, f.cluster, f.alias) is not None:

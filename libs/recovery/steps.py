@@ -4,20 +4,33 @@ Each step has a stable, unique `name` (it is how a resumed recovery knows what i
 idempotent or guarded by a fresh look at its targets, so re-running a step whose leader died after the
 statement but before recording it is harmless.
 
-One step (successor S, replicas R):
-  stop-io [S, R]  → wait-applied S → repoint R under S → promote S → lost replicas: downtime, detach
-Two steps (intermediate I, successor S):
-  stop-io [I, S, R] → wait-applied I → repoint S and R under I → wait-caught-up S with I
-  → stop-replication S → repoint R and I under S → promote S → lost replicas
+A dead master's failover runs in three parts (the pipeline ranks the replicas again between the first
+two, and falls back to the next candidate when one fails before the point of no return):
+  drain:      [read-only M] → stop-io [every replica] → drain [every replica]
+              (IO threads stopped, SQL threads given InstanceBulkOperationsWaitTimeoutSeconds to apply
+              what they received; then the pipeline re-probes and ranks with `DrainState.DONE`)
+  promotion:  one step (successor S, replicas R):
+                wait-applied S → repoint R under S → promote S
+              two steps (intermediate I, successor S):
+                wait-applied I → repoint S and R under I → wait-caught-up S with I
+                → stop-replication S → repoint R and I under S → promote S
+  lost:       downtime-lost [M + every replica lost so far] → detach-lost [lost replicas]
+              (built once the promotion is over, from the record: replicas that could not follow
+              their new source during execution are lost too)
 The intermediate is never made writable; it ends as a replica of S (or lost, if it cannot follow S).
 The failed master is never repointed: its fencing happens when it comes back (see `old_master.py`);
 a forced failover (`fence_failed`) first sets it read-only, in case it is alive.
 Dead intermediate master (`relocation_steps`): relocate its replicas under the new source (a sibling or
 the master), each after the source has caught up with it.
+
+**Point of no return** (`fallback_candidates`): a candidate (successor or intermediate) that fails may
+be replaced by the next one (`fallback_plan`) as long as no replica was moved under it and it was not
+made writable; after that the recovery fails as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -28,7 +41,8 @@ from libs.topology.plan import Plan
 
 class StepKind(StrEnum):
     STOP_IO = "stop-io"  # STOP SLAVE IO_THREAD: nobody listens to the old master any more
-    WAIT_APPLIED = "wait-applied"  # the data holder applies its relay log
+    DRAIN = "drain"  # every replica's SQL thread applies what it received (bounded), before ranking
+    WAIT_APPLIED = "wait-applied"  # the data holder applies its relay log (its SQL_Delay lifted)
     REPOINT = "repoint"  # STOP SLAVE; CHANGE MASTER TO source (GTID); START SLAVE, in parallel
     WAIT_CAUGHT_UP = "wait-caught-up"  # the successor has everything the intermediate has
     STOP_REPLICATION = "stop-replication"  # STOP SLAVE (the successor stops following the intermediate)
@@ -81,7 +95,8 @@ class ExecutionOptions(BaseModel):
     detach_lost: bool = True  # DetachLostReplicasAfterMasterFailover
     lost_downtime_minutes: float = 0  # MasterFailoverLostInstancesDowntimeMinutes (0: none)
     super_read_only: bool = False  # UseSuperReadOnly (MySQL only)
-    apply_timeout_s: float = 10.0  # InstanceBulkOperationsWaitTimeoutSeconds
+    apply_timeout_s: float = 10.0  # InstanceBulkOperationsWaitTimeoutSeconds: drain, and the data holder
+    follow_timeout_s: float = 10.0  # InstanceBulkOperationsWaitTimeoutSeconds: a repointed replica streams
     delay_promotion: bool = False  # DelayMasterPromotionIfSQLThreadNotUpToDate: wait, however long
     delay_stall_s: float = 10.0  # ... but fail when the SQL thread makes no progress this long
     delay_max_s: float = 24 * 3600.0  # orchestrator's overall cap for the delayed promotion
@@ -100,14 +115,23 @@ def _keys(*groups: tuple[InstanceKey, ...] | list[InstanceKey]) -> tuple[Instanc
     return tuple(seen)
 
 
-def plan_steps(plan: Plan, options: ExecutionOptions, *, fence_failed: bool = False) -> list[StepSpec]:
-    """The ordered steps for `plan`. Empty when the plan is not ok. `fence_failed` (force-master-failover:
-    the master may well be alive) first sets the failed master read-only, best effort."""
+def _replicas(plan: Plan) -> tuple[InstanceKey, ...]:
+    """Every replica of the failed master the plan knows of (chosen, kept, lost or passed over)."""
+    keys = [plan.successor, plan.intermediate, *plan.replicas_to_repoint]
+    keys += [r.key for r in (*plan.lost, *plan.passed_over)]
+    return tuple(sorted({k for k in keys if k is not None and k != plan.failed_master}))
+
+
+def drain_steps(
+    plan: Plan, *, fence_failed: bool = False, skip: Collection[InstanceKey] = ()
+) -> list[StepSpec]:
+    """Before the candidates are ranked for good: every replica's IO thread is stopped and its SQL
+    thread given its time to apply what it received (best effort: the ranking that follows looks at
+    each replica afresh). `skip`: replicas found unreachable (each would only cost a connect timeout).
+    `fence_failed` (force-master-failover: the master may well be alive) first sets the failed master
+    read-only, best effort. Empty when the plan is not ok."""
     if not plan.ok or plan.successor is None:
         return []
-    s, mid = plan.successor, plan.intermediate
-    others = tuple(k for k in plan.replicas_to_repoint if k not in (s, mid))
-    lost = tuple(r.key for r in plan.lost)
     steps: list[StepSpec] = []
     if fence_failed:
         steps.append(
@@ -118,19 +142,31 @@ def plan_steps(plan: Plan, options: ExecutionOptions, *, fence_failed: bool = Fa
                 best_effort=True,
             )
         )
+    replicas = tuple(k for k in _replicas(plan) if k not in skip)
+    steps += [
+        StepSpec(name="stop-io", kind=StepKind.STOP_IO, targets=replicas, best_effort=True),
+        StepSpec(name="drain", kind=StepKind.DRAIN, targets=replicas, best_effort=True),
+    ]
+    return steps
+
+
+def promotion_steps(plan: Plan) -> list[StepSpec]:
+    """From the drained replicas to a writable successor (see the module docstring). Empty when the plan
+    is not ok."""
+    if not plan.ok or plan.successor is None:
+        return []
+    s, mid = plan.successor, plan.intermediate
+    others = tuple(k for k in plan.replicas_to_repoint if k not in (s, mid))
+    steps: list[StepSpec] = []
     if mid is None:
-        steps += [
-            StepSpec(name="stop-io", kind=StepKind.STOP_IO, targets=_keys([s], others), required=(s,)),
-            StepSpec(name=f"wait-applied:{s}", kind=StepKind.WAIT_APPLIED, targets=(s,), required=(s,)),
-        ]
+        steps.append(
+            StepSpec(name=f"wait-applied:{s}", kind=StepKind.WAIT_APPLIED, targets=(s,), required=(s,))
+        )
         if others:
             steps.append(StepSpec(name=f"repoint:{s}", kind=StepKind.REPOINT, targets=others, source=s))
     else:
         follows = mid in plan.replicas_to_repoint
         steps += [
-            StepSpec(
-                name="stop-io", kind=StepKind.STOP_IO, targets=_keys([mid, s], others), required=(mid, s)
-            ),
             StepSpec(name=f"wait-applied:{mid}", kind=StepKind.WAIT_APPLIED, targets=(mid,), required=(mid,)),
             StepSpec(
                 name=f"repoint:{mid}",
@@ -154,17 +190,66 @@ def plan_steps(plan: Plan, options: ExecutionOptions, *, fence_failed: bool = Fa
         if under:
             steps.append(StepSpec(name=f"repoint:{s}", kind=StepKind.REPOINT, targets=under, source=s))
     steps.append(StepSpec(name=f"promote:{s}", kind=StepKind.PROMOTE, targets=(s,), required=(s,)))
-    lost_all = _keys([plan.failed_master], lost)  # a two-step intermediate that cannot follow is in lost
+    return steps
+
+
+def lost_steps(
+    failed_master: InstanceKey, lost: Sequence[InstanceKey], options: ExecutionOptions
+) -> list[StepSpec]:
+    """What happens to the failed master and the replicas lost (in the plan or while executing it): a
+    `lost-in-recovery` downtime (MasterFailoverLostInstancesDowntimeMinutes > 0) and, with
+    DetachLostReplicasAfterMasterFailover, their replication stopped."""
+    lost_all = _keys([failed_master], list(lost))
+    steps: list[StepSpec] = []
     if options.lost_downtime_minutes > 0:
         steps.append(
             StepSpec(name="downtime-lost", kind=StepKind.DOWNTIME_LOST, targets=lost_all, best_effort=True)
         )
-    detach = tuple(k for k in lost_all if k != plan.failed_master)
+    detach = tuple(k for k in lost_all if k != failed_master)
     if options.detach_lost and detach:
         steps.append(
             StepSpec(name="detach-lost", kind=StepKind.DETACH_LOST, targets=detach, best_effort=True)
         )
     return steps
+
+
+def plan_steps(plan: Plan, options: ExecutionOptions, *, fence_failed: bool = False) -> list[StepSpec]:
+    """Every step of `plan` as decided, in order: drain, promotion, lost (the pipeline builds the same
+    parts one by one, ranking again after the drain and taking the lost replicas from the record).
+    Empty when the plan is not ok."""
+    if not plan.ok or plan.successor is None:
+        return []
+    lost = [r.key for r in plan.lost]  # a two-step intermediate that cannot follow is in lost
+    return [
+        *drain_steps(plan, fence_failed=fence_failed),
+        *promotion_steps(plan),
+        *lost_steps(plan.failed_master, lost, options),
+    ]
+
+
+def fallback_candidates(
+    plan: Plan,
+    spec: StepSpec,
+    failed: Mapping[InstanceKey, str],
+    started: Collection[str],
+    *,
+    reversible: bool = True,
+) -> dict[InstanceKey, str]:
+    """The candidates of `plan` that failed in `spec` and may be replaced by the next plan
+    (`fallback_plan`), with why; empty when the recovery must fail instead.
+
+    Only the successor and the intermediate are candidates (any other target is lost, not replaced). A
+    candidate may be replaced before the point of no return: no replica has been moved under it (no
+    `repoint:<candidate>` step in `started`, the names of the steps begun so far) and it was not made
+    writable (`reversible`: false when a promotion failed at or after `read_only=0`, or after RESET SLAVE
+    ALL: it is no longer a replica to repoint)."""
+    candidates = {k for k in (plan.successor, plan.intermediate) if k is not None}
+    out = {k: why for k, why in failed.items() if k in candidates}
+    if not out or not reversible:
+        return {}
+    if any(f"repoint:{k}" in started for k in out):
+        return {}
+    return out
 
 
 def relocation_steps(plan: Plan) -> list[StepSpec]:

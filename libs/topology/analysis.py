@@ -6,7 +6,8 @@ structure warnings. The result is sorted (cluster, priority, instance, code) and
 readable `reason`, which is both the log line and what the golden tests read.
 
 The holistic rule lives in the registry: an unreachable master is dead only when its reachable replicas
-agree that replication from it is broken; otherwise it is merely unreachable. Pure: no I/O, no clock.
+agree that replication from it is broken, or that they have heard nothing from it (no event, no
+heartbeat) for too many heartbeat periods; otherwise it is merely unreachable. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Finding(BaseModel):
     valid_replicas: int = 0
     replicating_replicas: int = 0
     connected_replicas: int = 0
+    silent_replicas: int = 0  # IO thread "Yes" but nothing received for too many heartbeat periods
     failing_to_connect_replicas: int = 0
     lagging_replicas: int = 0
     delayed_replicas: int = 0
@@ -99,7 +101,8 @@ def analyze(
     """Every problem and structure warning of one cluster, sorted, NoProblem entries dropped.
 
     `history` (optional) says how long masters' binlog coordinates have been unchanged, which turns
-    LockedSemiSyncMasterHypothesis into LockedSemiSyncMaster.
+    LockedSemiSyncMasterHypothesis into LockedSemiSyncMaster, and how long replicas have received
+    nothing from their master (without it, only IO threads vote on an unreachable master).
     """
     params = params or AnalysisParams()
     valid_since = now - params.stale_after
@@ -170,6 +173,7 @@ def _finding(ctx: AnalysisContext, problem: Problem | None, params: AnalysisPara
         valid_replicas=ctx.valid_replicas,
         replicating_replicas=ctx.replicating_replicas,
         connected_replicas=ctx.connected_replicas,
+        silent_replicas=ctx.silent_replicas,
         failing_to_connect_replicas=ctx.failing_to_connect_replicas,
         lagging_replicas=ctx.lagging_replicas,
         delayed_replicas=ctx.delayed_replicas,
@@ -205,6 +209,26 @@ def _io_error(ctx: AnalysisContext) -> str:
     return f"{replication.last_io_errno}: {text}" if replication.last_io_errno else text
 
 
+def _silence(ctx: AnalysisContext) -> str:
+    periods = ctx.silent_periods
+    period = f"{periods[0]:g}s" if len(periods) == 1 else f"{periods[0]:g}-{periods[-1]:g}s"
+    return f"received no heartbeat for {ctx.silent_for:.1f}s (period {period})"
+
+
+def _votes(ctx: AnalysisContext) -> str:
+    """How the valid replicas agree that M is gone: broken replication, silence, or both."""
+    v, r, s = ctx.valid_replicas, ctx.replica_count, ctx.silent_replicas
+    if s == 0:
+        return f"{v}/{r} replicas report broken replication from it"
+    if s == v:
+        return f"{s}/{r} replicas {_silence(ctx)}"
+    return f"{v}/{r} replicas agree: {s} {_silence(ctx)}, {v - s} report broken replication from it"
+
+
+def _one_vote(ctx: AnalysisContext) -> str:
+    return _silence(ctx) if ctx.silent_replicas else "reports broken replication from it"
+
+
 def reason_for(
     ctx: AnalysisContext,
     problem: Problem | None,
@@ -231,6 +255,8 @@ def reason_for(
         "stale": f"{ctx.binlog_unchanged_seconds or 0:.0f}",
         "master": str(ctx.info.master_key),
         "io_error": _io_error(ctx) if problem is not None else "",
+        "votes": _votes(ctx),
+        "one_vote": _one_vote(ctx),
     }
     parts = [problem.reason.format(**fields)] if problem else [f"{fields['role']} {fields['instance']}"]
     if warnings:

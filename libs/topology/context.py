@@ -4,7 +4,11 @@ For each instance M of a `ClusterView` that could have a problem, `AnalysisConte
 replicas the way orchestrator's analysis query does (R, V, VR, F, L, D, downtimed), plus one count
 orchestrator lacks: C, the valid replicas whose IO thread is connected to M. C is the replicas' vote on
 whether M is alive: an IO thread that is running is receiving from M, so M is not dead whatever Baton's
-own probe says (see `problems.py`).
+own probe says (see `problems.py`). Unless it hears nothing: an IO thread stays "Yes" for up to
+`slave_net_timeout` (60 s by default) in front of a hung master, so while M does not answer Baton, a
+replica whose received mark (heartbeat count, received position; `AnalysisHistory.received_since`) has
+not moved for more than `heartbeat_periods_silent` heartbeat periods is counted silent (S), not
+connected. Replicas with heartbeats off keep the IO-thread rule.
 
 Pure: `now` and the thresholds come in through the arguments. Built with plain loops over tuples of
 (host, port): this runs for every instance of the fleet on every analysis tick.
@@ -46,6 +50,10 @@ class AnalysisParams(BaseModel):
     recover_non_writeable_master: bool = False  # RecoverNonWriteableMaster
     enforce_exact_semi_sync_replicas: bool = False  # EnforceExactSemiSyncReplicas
     include_no_problem: bool = False  # keep NoProblem findings without warnings (hint IncludeNoProblem)
+    # BatonHeartbeatPeriodsSilent: a replica that has received nothing (no event, no heartbeat) for more
+    # than this many heartbeat periods no longer hears from its master, whatever its IO thread says.
+    # 0 turns the rule off (the IO-thread rule alone).
+    heartbeat_periods_silent: float = 3.0
 
     @property
     def locked_semi_sync_seconds(self) -> float:
@@ -64,27 +72,79 @@ class CoordinatesSeen:
 
 
 @dataclass(frozen=True, slots=True)
+class ReceivedSeen:
+    """A replica's `ReplicationStatus.received_mark` and when Baton first saw it (unchanged since)."""
+
+    mark: tuple[object, ...]
+    since: datetime
+
+
+def _next_coordinates(seen: CoordinatesSeen | None, snapshot: InstanceSnapshot) -> CoordinatesSeen | None:
+    """The new binlog entry for `snapshot`, or None to keep `seen` (unreachable, unchanged, or older)."""
+    if not snapshot.reachable or not snapshot.binlog_file:
+        return None
+    if seen is not None and (seen.file, seen.pos) == (snapshot.binlog_file, snapshot.binlog_pos):
+        return None
+    if seen is not None and seen.since > snapshot.probed_at:
+        return None
+    return CoordinatesSeen(snapshot.binlog_file, snapshot.binlog_pos, snapshot.probed_at)
+
+
+def _next_received(seen: ReceivedSeen | None, snapshot: InstanceSnapshot) -> ReceivedSeen | None:
+    """The new received-mark entry for `snapshot`, or None to keep `seen` (no mark, unchanged, older).
+
+    The mark changed somewhere between the previous snapshot and this one: `since` is this probe's
+    time, the later bound, so a silence is never measured longer than it was."""
+    replication = snapshot.replication if snapshot.reachable else None
+    mark = replication.received_mark if replication is not None else None
+    if mark is None:
+        return None
+    if seen is not None and (seen.mark == mark or seen.since > snapshot.probed_at):
+        return None
+    return ReceivedSeen(mark, snapshot.probed_at)
+
+
+@dataclass(frozen=True, slots=True)
 class AnalysisHistory:
     """What the analysis needs from the past, folded from snapshots by the caller (kept pure).
 
-    Today: since when each instance's binlog coordinates have been unchanged, which tells a semi-sync
-    master that is locked (no commit completes) from one that merely lacks semi-sync replicas right now.
+    - `binlog_since`: since when each instance's binlog coordinates have been unchanged, which tells a
+      semi-sync master that is locked (no commit completes) from one that merely lacks semi-sync
+      replicas right now;
+    - `received_since`: since when each replica's received mark (events and heartbeats from its
+      master) has been unchanged: a snapshot is a point in time, and "has received nothing for 3.4 s"
+      takes two.
     """
 
     binlog_since: Mapping[InstanceKey, CoordinatesSeen] = field(default_factory=dict)
+    received_since: Mapping[InstanceKey, ReceivedSeen] = field(default_factory=dict)
 
     def observe(self, snapshot: InstanceSnapshot) -> AnalysisHistory:
-        """Fold one snapshot in. Unreachable snapshots and unchanged coordinates keep the history."""
-        if not snapshot.reachable or not snapshot.binlog_file:
+        """Fold one snapshot in. Unreachable snapshots and unchanged values keep the history."""
+        key = snapshot.key
+        coordinates = _next_coordinates(self.binlog_since.get(key), snapshot)
+        received = _next_received(self.received_since.get(key), snapshot)
+        if coordinates is None and received is None:
             return self
-        seen = self.binlog_since.get(snapshot.key)
-        if seen is not None and (seen.file, seen.pos) == (snapshot.binlog_file, snapshot.binlog_pos):
-            return self
-        if seen is not None and seen.since > snapshot.probed_at:
-            return self
-        updated = dict(self.binlog_since)
-        updated[snapshot.key] = CoordinatesSeen(snapshot.binlog_file, snapshot.binlog_pos, snapshot.probed_at)
-        return AnalysisHistory(binlog_since=updated)
+        binlog_since, received_since = self.binlog_since, self.received_since
+        if coordinates is not None:
+            binlog_since = {**binlog_since, key: coordinates}
+        if received is not None:
+            received_since = {**received_since, key: received}
+        return AnalysisHistory(binlog_since=binlog_since, received_since=received_since)
+
+    def received_nothing_for(self, snapshot: InstanceSnapshot) -> float | None:
+        """Seconds, up to `snapshot`, during which the replica received nothing from its master (its
+        received mark unchanged since Baton first saw it). None when unknown: heartbeats off or not
+        counted, or the mark in `snapshot` is not the one on record."""
+        replication = snapshot.replication
+        mark = replication.received_mark if replication is not None else None
+        if mark is None:
+            return None
+        seen = self.received_since.get(snapshot.key)
+        if seen is None or seen.mark != mark:
+            return None
+        return (snapshot.probed_at - seen.since).total_seconds()
 
     def unchanged_for(self, info: InstanceSnapshot, now: datetime) -> float | None:
         """Seconds the instance's current coordinates have been seen unchanged, if known."""
@@ -92,6 +152,26 @@ class AnalysisHistory:
         if seen is None or (seen.file, seen.pos) != (info.binlog_file, info.binlog_pos):
             return None
         return (now - seen.since).total_seconds()
+
+
+class HistoryRecorder:
+    """An `AnalysisHistory` kept up to date in O(1) per snapshot, for long-lived services that follow
+    the snapshot stream (`AnalysisHistory.observe` copies its maps). `history` is a live view of the
+    recorder's maps: do not `observe` while an analysis reads it."""
+
+    def __init__(self) -> None:
+        self._binlog: dict[InstanceKey, CoordinatesSeen] = {}
+        self._received: dict[InstanceKey, ReceivedSeen] = {}
+        self.history = AnalysisHistory(binlog_since=self._binlog, received_since=self._received)
+
+    def observe(self, snapshot: InstanceSnapshot) -> None:
+        key = snapshot.key
+        coordinates = _next_coordinates(self._binlog.get(key), snapshot)
+        if coordinates is not None:
+            self._binlog[key] = coordinates
+        received = _next_received(self._received.get(key), snapshot)
+        if received is not None:
+            self._received[key] = received
 
 
 def is_connect_error(replication: ReplicationStatus) -> bool:
@@ -124,7 +204,12 @@ class AnalysisContext:
     replica_count: int = 0  # R
     valid_replicas: int = 0  # V
     replicating_replicas: int = 0  # VR: valid, IO and SQL running
-    connected_replicas: int = 0  # C: valid, IO running (the replicas still hear from M)
+    connected_replicas: int = 0  # C: valid, IO running and not silent (the replicas still hear from M)
+    # S: valid, IO running, but nothing received for over heartbeat_periods_silent heartbeat periods.
+    # Counted only while M itself is not valid (the question is then "do its replicas hear from it?").
+    silent_replicas: int = 0
+    silent_for: float = 0.0  # the shortest silence among them (seconds)
+    silent_periods: tuple[float, ...] = ()  # their heartbeat periods, sorted, distinct
     failing_to_connect_replicas: int = 0  # F
     lagging_replicas: int = 0  # L
     delayed_replicas: int = 0  # D
@@ -199,7 +284,13 @@ def build_context(
     info = state.last_seen or probe
     lag_limit = params.reasonable_replication_lag_seconds
     check_errant = state.last_seen is not None
+    m_valid = probe.reachable and probe.probed_at >= valid_since
+    # Silence is asked only of an M Baton cannot get an answer from: do its replicas still hear from it?
+    periods_silent = params.heartbeat_periods_silent if history is not None and not m_valid else 0.0
     valid = connected = replicating = failing = lagging = delayed = downtimed = known = gtid = 0
+    silent = 0
+    silent_for: float | None = None
+    silent_periods: set[float] = set()
     formats: set[str] = set()
     versions: set[str] = set()
     modes: set[str] = set()
@@ -234,6 +325,13 @@ def build_context(
         if replication is None:
             continue
         if replication.io_state is IOThreadState.YES:
+            if periods_silent > 0 and history is not None and replication.heartbeat_period > 0:
+                quiet = history.received_nothing_for(latest)
+                if quiet is not None and quiet > periods_silent * replication.heartbeat_period:
+                    silent += 1
+                    silent_for = quiet if silent_for is None else min(silent_for, quiet)
+                    silent_periods.add(replication.heartbeat_period)
+                    continue
             connected += 1
             if replication.sql_running:
                 replicating += 1
@@ -245,7 +343,7 @@ def build_context(
         state=state,
         now=now,
         params=params,
-        valid=probe.reachable and probe.probed_at >= valid_since,
+        valid=m_valid,
         is_master=info.replication is None or info.replication.master is None,
         is_co_master=is_co_master,
         replicas=replicas,
@@ -253,6 +351,9 @@ def build_context(
         valid_replicas=valid,
         replicating_replicas=replicating,
         connected_replicas=connected,
+        silent_replicas=silent,
+        silent_for=silent_for or 0.0,
+        silent_periods=tuple(sorted(silent_periods)),
         failing_to_connect_replicas=failing,
         lagging_replicas=lagging,
         delayed_replicas=delayed,

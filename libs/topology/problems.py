@@ -6,7 +6,10 @@ judged by C (valid replicas whose IO thread is connected), not by orchestrator's
 running). A replica whose SQL thread stopped on an error but whose IO thread still streams from M is
 proof that M is alive; orchestrator would count it towards DeadMaster, Baton counts it against.
 Orchestrator's VR still drives the "replicas are not replicating" codes of reachable masters, where a
-stopped SQL thread *is* the problem.
+stopped SQL thread *is* the problem. A replica whose IO thread says "Yes" but that has received nothing
+(no event, no heartbeat) for more than `BatonHeartbeatPeriodsSilent` heartbeat periods while M does not
+answer Baton is silent, not connected (`context.py`): a hung master is dead once its replicas stop
+hearing from it, not a `slave_net_timeout` later.
 
 `reason` templates are filled by `analysis.reason_for` (fields listed there).
 """
@@ -33,7 +36,8 @@ class Problem:
 
 
 def _dead(c: Ctx) -> bool:
-    """Unreachable and no reachable replica is connected to it."""
+    """Unreachable and no reachable replica is connected to it (IO thread down, or silent: nothing
+    received for too many heartbeat periods)."""
     return not c.valid and c.connected_replicas == 0
 
 
@@ -94,7 +98,7 @@ PROBLEMS: tuple[Problem, ...] = (
         priority=1,
         actionable=True,
         match=lambda c: c.is_master and _dead(c) and 0 < c.replica_count == c.valid_replicas,
-        reason=_DEAD + " and {V}/{R} replicas report broken replication from it",
+        reason=_DEAD + " and {votes}",
     ),
     Problem(
         A.DEAD_MASTER_AND_REPLICAS,
@@ -110,7 +114,7 @@ PROBLEMS: tuple[Problem, ...] = (
         priority=1,
         actionable=True,
         match=lambda c: c.is_master and _dead(c) and 0 < c.valid_replicas < c.replica_count,
-        reason=_DEAD + "; {V}/{R} replicas report broken replication from it, {dead} unreachable",
+        reason=_DEAD + "; {votes}, {dead} unreachable",
     ),
     Problem(
         A.UNREACHABLE_MASTER_WITH_LAGGING_REPLICAS,
@@ -227,7 +231,7 @@ PROBLEMS: tuple[Problem, ...] = (
         priority=1,
         actionable=True,
         match=lambda c: c.is_co_master and _dead(c) and 0 < c.replica_count == c.valid_replicas,
-        reason=_DEAD + " and {V}/{R} replicas report broken replication from it",
+        reason=_DEAD + " and {votes}",
     ),
     Problem(
         A.DEAD_CO_MASTER_AND_SOME_REPLICAS,
@@ -235,7 +239,7 @@ PROBLEMS: tuple[Problem, ...] = (
         priority=1,
         actionable=True,
         match=lambda c: c.is_co_master and _dead(c) and 0 < c.valid_replicas < c.replica_count,
-        reason=_DEAD + "; {V}/{R} replicas report broken replication from it, {dead} unreachable",
+        reason=_DEAD + "; {votes}, {dead} unreachable",
     ),
     Problem(
         A.UNREACHABLE_CO_MASTER,
@@ -283,7 +287,7 @@ PROBLEMS: tuple[Problem, ...] = (
         priority=2,
         actionable=False,
         match=lambda c: _ime(c) and _dead(c) and c.replica_count == 1 == c.valid_replicas,
-        reason=_DEAD + " and its only replica reports broken replication from it",
+        reason=_DEAD + " and its only replica {one_vote}",
         replicas_are_the_problem=True,
     ),
     Problem(
@@ -292,7 +296,7 @@ PROBLEMS: tuple[Problem, ...] = (
         priority=2,
         actionable=True,
         match=lambda c: _ime(c) and _dead(c) and 1 < c.replica_count == c.valid_replicas,
-        reason=_DEAD + " and {V}/{R} replicas report broken replication from it",
+        reason=_DEAD + " and {votes}",
         replicas_are_the_problem=True,
     ),
     Problem(
@@ -301,7 +305,7 @@ PROBLEMS: tuple[Problem, ...] = (
         priority=2,
         actionable=True,
         match=lambda c: _ime(c) and _dead(c) and 0 < c.valid_replicas < c.replica_count,
-        reason=_DEAD + "; {V}/{R} replicas report broken replication from it, {dead} unreachable",
+        reason=_DEAD + "; {votes}, {dead} unreachable",
         replicas_are_the_problem=True,
     ),
     Problem(

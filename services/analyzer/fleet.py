@@ -13,8 +13,7 @@ from datetime import datetime
 from opentelemetry.context import Context
 
 from libs.models import InstanceKey, InstanceSnapshot
-from libs.topology.analysis import AnalysisHistory
-from libs.topology.context import CoordinatesSeen
+from libs.topology.context import HistoryRecorder
 from libs.topology.freshness import track_down_since
 from libs.topology.view import ClusterView, InstanceState, fold, group_clusters
 
@@ -41,9 +40,9 @@ class Fleet:
 
     def __init__(self) -> None:
         self.states: dict[InstanceKey, InstanceState] = {}
-        self._binlog_since: dict[InstanceKey, CoordinatesSeen] = {}
-        # Read-only during an analysis; updated in place (AnalysisHistory.observe copies the whole map).
-        self.history = AnalysisHistory(binlog_since=self._binlog_since)
+        # Binlog coordinates and replicas' received marks over time; read-only during an analysis.
+        self._recorder = HistoryRecorder()
+        self.history = self._recorder.history
         self.down_since: Mapping[InstanceKey, datetime] = {}
         self.traces: dict[InstanceKey, Context] = {}
         self._cluster_of: dict[InstanceKey, str] = {}
@@ -59,7 +58,7 @@ class Fleet:
         if after is before:
             return None
         self.states[key] = after
-        self._observe(snapshot)
+        self._recorder.observe(snapshot)
         self.down_since = track_down_since(self.down_since, snapshot)
         if trace is not None:
             self.traces[key] = trace
@@ -67,15 +66,6 @@ class Fleet:
             self._regroup = True
         self._group()
         return self._cluster_of.get(key)
-
-    def _observe(self, snapshot: InstanceSnapshot) -> None:
-        """`AnalysisHistory.observe` for one instance, in O(1)."""
-        key = snapshot.key
-        current = self._binlog_since.get(key)
-        one = AnalysisHistory(binlog_since={key: current} if current is not None else {})
-        seen = one.observe(snapshot).binlog_since.get(key)
-        if seen is not None and seen is not current:
-            self._binlog_since[key] = seen
 
     def _group(self) -> None:
         if not self._regroup:

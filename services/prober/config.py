@@ -49,7 +49,10 @@ class ProberConfig(BaseModel):
     seeds: tuple[str, ...] = ()  # DiscoverySeeds
     ignore: IgnoreFilters = IgnoreFilters()
     liveness_watch: bool = True  # keep a SELECT SLEEP() on every owned instance with replicas
-    liveness_sleep_s: int = Field(default=300, ge=1)
+    # The watch's SLEEP; one that has not answered liveness_margin_s after it should have is a sign (a
+    # hung server) and the instance is probed at once. from_settings: InstancePollSeconds.
+    liveness_sleep_s: int = Field(default=5, ge=1)
+    liveness_margin_s: float = Field(default=1.0, gt=0)
     publish_timeout_s: float = Field(default=2.0, gt=0)
     stream_replicas: int = 1
 
@@ -60,6 +63,7 @@ class ProberConfig(BaseModel):
         values: dict[str, object] = {
             "worker_id": worker_id or new_worker_id(settings.BatonNodeName),
             "poll_s": float(settings.InstancePollSeconds),
+            "liveness_sleep_s": max(1, int(settings.InstancePollSeconds)),
             "probe": probe_settings(settings),
             "credentials": topology_credentials(settings),
             "hostname_method": settings.HostnameResolveMethod,

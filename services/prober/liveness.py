@@ -5,11 +5,16 @@ extra connection blocked in `SELECT SLEEP(<sleep_s>)`, re-armed whenever it retu
 process dies the kernel closes that socket and the query fails at once (2013, ~5 ms after a SIGKILL on
 this machine); the watch then calls `on_lost(key)`, which probes the instance immediately.
 
-It costs one idle server thread per master and no CPU while all is well. It is robust by construction:
-a connect that fails, or a watch that breaks again quickly, backs off exponentially (up to `max_backoff_s`),
-so an instance that stays down costs one connection attempt per backoff period and never a busy loop.
-A hung server (SIGSTOP, partition) keeps the socket open and silent: that case is the poll's, which has
-read timeouts.
+A hung server (SIGSTOP, a partition, a server that cannot even schedule a sleeping thread) keeps the
+socket open and silent: the sleep is therefore bounded, and a watch whose `SLEEP(sleep_s)` has not
+answered `margin_s` after it should have is a sign too (`hung` counts them): `on_lost(key)` as for a
+broken one, so the probe (with its own connect/read timeouts) runs now rather than at its next slot. A
+late answer costs only an extra probe.
+
+It costs one idle server thread per master and one trivial statement per `sleep_s`. It is robust by
+construction: a connect that fails, or a watch that breaks again quickly, backs off exponentially (up to
+`max_backoff_s`), so an instance that stays down or hung costs one connection attempt per backoff period
+and never a busy loop.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ class LivenessWatch:
         *,
         on_lost: Callable[[InstanceKey], None],
         connect_timeout: float = 2.0,
-        sleep_s: int = 300,
+        sleep_s: int = 5,
+        margin_s: float = 1.0,
         min_backoff_s: float = 0.5,
         max_backoff_s: float = 10.0,
         healthy_after_s: float = 2.0,
@@ -40,14 +46,22 @@ class LivenessWatch:
         self.credentials = credentials
         self.on_lost = on_lost
         self.sleep_s = int(sleep_s)
+        self.margin_s = margin_s
         self.min_backoff_s = min_backoff_s
         self.max_backoff_s = max_backoff_s
         self.healthy_after_s = healthy_after_s
-        # Its own pool: a watch holds its connection for minutes, which must never block a probe.
-        self.pool = ConnectionPool(connect_timeout=connect_timeout, read_timeout=float(sleep_s) + 30.0)
+        # Its own pool: a watch holds its connection for `sleep_s`, which must never block a probe. The
+        # client read timeout is the watch's bound.
+        self.pool = ConnectionPool(connect_timeout=connect_timeout, read_timeout=self.bound_s)
         self.tasks: dict[InstanceKey, asyncio.Task[None]] = {}
         self.armed: set[InstanceKey] = set()  # watches whose SLEEP is running now (tests read it)
-        self.fired = 0
+        self.fired = 0  # watches that broke or outlived their bound
+        self.hung = 0  # ... of which outlived their bound
+
+    @property
+    def bound_s(self) -> float:
+        """How long a watch statement may take before its silence counts as a sign."""
+        return self.sleep_s + self.margin_s
 
     @property
     def watched(self) -> frozenset[InstanceKey]:
@@ -94,7 +108,9 @@ class LivenessWatch:
                     while True:
                         self.armed.add(key)
                         armed = True
-                        await conn.execute(f"SELECT SLEEP({self.sleep_s})")
+                        # The read timeout bounds it; asyncio's too, whatever the driver does.
+                        async with asyncio.timeout(self.bound_s + 0.5):
+                            await conn.execute(f"SELECT SLEEP({self.sleep_s})")
             except asyncio.CancelledError:
                 self.armed.discard(key)
                 raise
@@ -102,12 +118,28 @@ class LivenessWatch:
                 self.armed.discard(key)
                 if armed:
                     self.fired += 1
-                    log.info("liveness watch on %s broke (%s): probing it now", key, _short(exc))
+                    if _timed_out(exc):
+                        self.hung += 1
+                        log.info(
+                            "liveness watch on %s: no answer within %.1fs (%s): probing it now",
+                            key,
+                            self.bound_s,
+                            _short(exc),
+                        )
+                    else:
+                        log.info("liveness watch on %s broke (%s): probing it now", key, _short(exc))
                     self.on_lost(key)
             if loop.time() - started >= self.healthy_after_s:
                 backoff = self.min_backoff_s
             await asyncio.sleep(backoff)
             backoff = min(self.max_backoff_s, backoff * 2)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """The watch statement outlived its bound (a silent server), rather than failing."""
+    if isinstance(exc, TimeoutError):
+        return True
+    return "timeout" in str(getattr(exc, "message", "") or exc).lower()
 
 
 def _short(exc: BaseException) -> str:

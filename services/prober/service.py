@@ -52,6 +52,7 @@ class ProberWorker:
                 on_lost=self.loop.wake,
                 connect_timeout=config.probe.connect_timeout,
                 sleep_s=config.liveness_sleep_s,
+                margin_s=config.liveness_margin_s,
             )
         self.shards = ShardKeeper(
             js,

@@ -16,6 +16,7 @@ from opentelemetry.context import Context
 from libs.bus.messages import Consumer, consume
 from libs.bus.subjects import SNAPSHOTS_ALL
 from libs.models import InstanceKey, InstanceSnapshot
+from libs.topology.context import HistoryRecorder
 from libs.topology.view import InstanceState, fold
 
 
@@ -23,10 +24,15 @@ class SnapshotMemory:
     def __init__(self) -> None:
         self.states: dict[InstanceKey, InstanceState] = {}
         self.received = 0
+        # what the analyzer also keeps (binlog coordinates, the replicas' received marks): the re-check
+        # must see a hung master's silent replicas as the analyzer did, or it calls the failure fixed
+        self._recorder = HistoryRecorder()
+        self.history = self._recorder.history
         self._consumer: Consumer | None = None
 
     def add(self, snapshot: InstanceSnapshot) -> None:
         self.received += 1
+        self._recorder.observe(snapshot)
         state = self.states.get(snapshot.key)
         if state is not None and snapshot.probed_at < state.last_probe.probed_at:
             if snapshot.reachable and (

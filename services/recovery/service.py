@@ -1,8 +1,11 @@
 """The recovery service: competes for the lease; the leader turns detections into recoveries.
 
 Every process: connects, provisions, remembers snapshots (`SnapshotMemory`), campaigns for
-`baton_leader/recovery`. The leader, for the length of its term:
-1. resumes (or closes) every recovery older epochs left open in `baton_recoveries`;
+`baton_leader/recovery`. The leader, for the length of its term (`LeaderTerm`):
+1. sweeps `baton_recoveries` at once and then every `sweep_s`: every open record nobody drives — left
+   by an older epoch, or of this term but with no task of its own any more (an admission or a drive
+   that ended without closing it, e.g. on bus errors) — is resumed (`RecoveryPipeline.resume`), so no
+   cluster stays busy until the next leader change;
 2. watches the failed masters of recent successful recoveries, fencing any that comes back writable;
 3. consumes `baton.detection.>` (durable consumer, so a new leader continues where the old one
    stopped): an `active`/`changed` detection of an actionable problem is admitted (gates +
@@ -16,7 +19,7 @@ Every process: connects, provisions, remembers snapshots (`SnapshotMemory`), cam
 6. seeds baton_masters: every poll interval, a cluster with a unique live writable master and no
    record gets one, create-only (`libs/recovery/keeper.py`), so Consul knows every master.
 When the term ends (lease lost: cancelled at once; clean stop: running recoveries finish first) the
-consumer and subscriptions stop and the lease is released.
+consumer, subscriptions and the term's tasks stop and the lease is released.
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from nats.aio.subscription import Subscription
 from opentelemetry.context import Context
 
 from libs.aio import cancel_and_wait
 from libs.bus.connection import Bus, connect
-from libs.bus.messages import consume
+from libs.bus.messages import Consumer, consume
 from libs.bus.probe_now import probe_now
 from libs.bus.provision import provision
 from libs.bus.subjects import DETECTIONS_ALL
@@ -41,27 +45,28 @@ from libs.config.derive import topology_credentials
 from libs.errors import BatonError, ConfigError, LeadershipLost
 from libs.models import utcnow
 from libs.models.events import Event
-from libs.mysql.fenced import action_pool
 from libs.recovery.audit import Outcome, RecoveryRecord
 from libs.recovery.control import Deferred, KVControlState
 from libs.recovery.events import NatsAckPublisher
-from libs.recovery.fence import Fence, LeaseFence
+from libs.recovery.fence import LeaseFence
+from libs.recovery.fence_watch import KVFenceStore, named_masters
 from libs.recovery.gates import RETRYABLE, Gate, GateContext
 from libs.recovery.leadership import LEASE_TTL_S, Leadership
 from libs.recovery.manual import Operations
-from libs.recovery.old_master import OldMasterFencer
+from libs.recovery.old_master import OldMasterFencer, fencer_pool
 from libs.recovery.options import statement_timeout
-from libs.recovery.pipeline import RecoveryPipeline, StepHook
+from libs.recovery.pipeline import RecoveryPaused, RecoveryPipeline, StepHook
 from libs.recovery.policy import Policy, policy_gates
 from libs.recovery.store import RecordStore
 from libs.runner import require_nats
 from libs.topology.detection import Detection, DetectionState
 from services.recovery import commands
 from services.recovery.fleet import SnapshotMemory
-from services.recovery.wiring import build_collaborators, build_keeper, current_master
+from services.recovery.wiring import build_collaborators, build_keeper
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 30.0
+SWEEP_S = 3.0  # how often the leader looks for open recoveries nobody drives
 
 DURABLE = "baton-recovery"
 MAX_DETECTION_AGE = timedelta(hours=1)  # FailureDetectionPeriodBlockMinutes' default
@@ -85,6 +90,7 @@ class RecoveryService:
         extra_gates: tuple[Gate, ...] = (),
         after_step: StepHook | None = None,
         retry_s: float = 2.0,
+        sweep_s: float = SWEEP_S,
     ) -> None:
         if not settings.BatonNatsURLs:
             raise ConfigError("BatonNatsURLs is empty: the recovery service needs a NATS server")
@@ -96,16 +102,13 @@ class RecoveryService:
         self.extra_gates = extra_gates
         self.after_step = after_step
         self.retry_s = retry_s
-        # detections refused for a reason that may pass (blocked, disabled, downtimed), by problem
-        # (`Deferred.key`); also kept in baton_blocks so the next leader retries them
-        self.deferred: dict[str, Deferred] = {}
+        self.sweep_s = sweep_s
         self.memory = SnapshotMemory()
         self.bus: Bus | None = None
         self.leadership: Leadership | None = None
-        self.running: dict[str, asyncio.Task[RecoveryRecord]] = {}  # uid -> drive task
+        self.term: LeaderTerm | None = None  # while leading
         self.finished: list[RecoveryRecord] = []
         self._task: asyncio.Task[None] | None = None
-        self._fence: Fence | None = None
 
     async def start(self) -> RecoveryService:
         bus = self.bus = await connect(self.settings.BatonNatsURLs, f"baton-recovery {self.node}")
@@ -133,11 +136,21 @@ class RecoveryService:
     def is_leader(self) -> bool:
         return self.leadership is not None and self.leadership.is_leader
 
+    @property
+    def running(self) -> dict[str, asyncio.Task[RecoveryRecord]]:
+        """uid -> task driving it, in the current term (empty when not leading)."""
+        return self.term.running if self.term is not None else {}
+
+    @property
+    def deferred(self) -> dict[str, Deferred]:
+        """The current term's deferred detections, by `Deferred.key` (empty when not leading)."""
+        return self.term.deferred if self.term is not None else {}
+
     def status(self) -> dict[str, Any]:
         return {
             "node": self.node,
             "leader": self.is_leader,
-            "epoch": self._fence.epoch if self._fence else None,
+            "epoch": self.term.fence.epoch if self.term is not None else None,
             "running": sorted(self.running),
             "deferred": sorted(
                 f"{d.detection.finding.code.value} on {d.detection.finding.instance} ({d.reason})"
@@ -145,170 +158,220 @@ class RecoveryService:
             ),
         }
 
-    # -- one leadership term -------------------------------------------------------------------------
     async def _lead(self, fence: LeaseFence) -> None:
-        assert self.bus is not None and self.leadership is not None
-        js, nc = self.bus.js, self.bus.nc
-        self._fence = fence
-        control = KVControlState(js)
-        acks = NatsAckPublisher(js, self.node)
-        gates = (*policy_gates(self.policy, control), fresh_detection, *self.extra_gates)
-        collab = build_collaborators(
-            self.settings,
-            js,
-            self.memory,
-            gates=gates,
-            after_step=self.after_step,
-            policy=self.policy,
-            control=control,
-            acknowledged=acks,
-            refresh=lambda keys: probe_now(nc, keys, reason="recovery done"),
-            lease_ttl_s=self.lease_ttl_s,
-        )
-        pipeline = RecoveryPipeline(collab, self.node)
-        store = collab.store
-
-        async def fenced(record: RecoveryRecord) -> None:
-            at = record.fenced_at
-
-            def mark(stored: RecoveryRecord) -> bool:
-                stored.fenced_at, stored.errors = at, record.errors
-                return True
-
-            await store.annotate(record.alias, record.uid, mark)
-
-        fencer = OldMasterFencer(
-            action_pool(connect_timeout=1.0, statement_timeout=self.statement_timeout_s),
-            topology_credentials(self.settings),
-            collab.events,
-            super_read_only=self.settings.UseSuperReadOnly,
-            statement_timeout_s=self.statement_timeout_s,
-            current_master=lambda alias: current_master(js, alias),
-            on_fenced=fenced,
-        )
-        for record in await store.open_records():
-            if record.epoch < fence.epoch:
-                self._spawn(record, pipeline.resume(record, fence), fencer)
-        for record in await _recent(store):
-            fencer.watch(record)
-
-        async def forget(key: str) -> None:
-            if self.deferred.pop(key, None) is not None:
-                try:
-                    await control.delete_deferred(key)
-                except BatonError as exc:
-                    log.warning("could not delete deferred detection %s: %s", key, exc)
-
-        async def admit(detection: Detection, quiet_if: str | None = None) -> None:
-            key = Deferred(detection=detection, reason="").key
-            fence.check()  # LeadershipLost: not acked; the next leader gets it again
-            record = await pipeline.admit(detection, fence, quiet_if=quiet_if)
-            if record.active:
-                await forget(key)
-                self._spawn(record, pipeline.drive(record, fence), fencer)
-                return
-            if record.skip_code in RETRYABLE:
-                previous = self.deferred.get(key)
-                item = self.deferred[key] = Deferred.refused(detection, record, previous)
-                if item.news(previous):  # a repeated refusal moves its last time in memory only
-                    try:
-                        await control.put_deferred(item)
-                    except BatonError as exc:
-                        log.warning("could not keep deferred detection %s: %s", key, exc)
-            else:
-                await forget(key)
-            if quiet_if is None or record.reason != quiet_if:
-                self.finished.append(record)
-
-        async def on_detection(event: Event, _ctx: Context) -> None:
-            if not event.type.startswith("detection."):
-                return
-            detection = Detection.model_validate(event.data)
-            f = detection.finding
-            if detection.state is DetectionState.CLEARED:
-                await forget(Deferred(detection=detection, reason="").key)
-                return
-            if not f.actionable:  # skippable ones go through, so the refusal (downtimed) is visible
-                return
-            await admit(detection)
-
-        retrying = asyncio.Lock()
-
-        async def retry_deferred() -> None:
-            async with retrying:
-                for item in list(self.deferred.values()):
-                    await admit(item.detection, quiet_if=item.reason)
-
-        async def retry_loop() -> None:
-            while True:
-                await asyncio.sleep(self.retry_s)
-                try:
-                    await retry_deferred()
-                except LeadershipLost:
-                    return
-                except Exception as exc:  # noqa: BLE001 - the loop must survive a bad moment
-                    log.warning("retrying deferred detections failed: %s", exc)
-
-        async def run(record: RecoveryRecord) -> RecoveryRecord:
-            return await self._spawn(record, pipeline.drive(record, fence), fencer)
-
-        for item in await control.deferred():  # what earlier leaders were holding back
-            self.deferred.setdefault(item.key, item)
-        keeper = build_keeper(self.settings, js, nc, self.node, busy=lambda: bool(self.running))
-        ops = Operations(
-            pipeline,
-            fence,
-            control,
-            acks,
-            run,
-            retry_deferred,
-            deferred=lambda: list(self.deferred.values()),
-            masters=keeper,
-        )
-        consumer = await consume(js, DETECTIONS_ALL, Event, on_detection, durable=DURABLE, queue=DURABLE)
-        subs = await commands.serve(nc, ops, self)
-        fencing = asyncio.create_task(fencer.run(fence), name="old master fencing")
-        retries = asyncio.create_task(retry_loop(), name="deferred detections")
-        seeding = asyncio.create_task(
-            keeper.run(fence, self.memory, period_s=max(1.0, float(self.settings.InstancePollSeconds))),
-            name="master seeding",
-        )
+        term = self.term = LeaderTerm(self, fence)
         try:
+            await term.run()
+        finally:
+            self.term = None
+
+
+class LeaderTerm:
+    """One leadership term: built when the lease is won, run until it is lost or the service stops.
+
+    It holds everything the term runs — the tasks driving its recoveries (`running`), the sweep of open
+    records nobody drives, the retries of deferred detections, the old-master fencing, the seeding of
+    baton_masters, the detection consumer and the command subscriptions — and ends them all with the
+    term: a lost lease cancels the recoveries at once, a clean stop lets them finish first."""
+
+    def __init__(self, service: RecoveryService, fence: LeaseFence) -> None:
+        assert service.bus is not None and service.leadership is not None
+        self.service, self.fence = service, fence
+        self.bus, self.leadership = service.bus, service.leadership
+        js, nc = self.bus.js, self.bus.nc
+        settings = service.settings
+        self.control = KVControlState(js)
+        self.acks = NatsAckPublisher(js, service.node)
+        gates = (*policy_gates(service.policy, self.control), fresh_detection, *service.extra_gates)
+        self.collab = build_collaborators(
+            settings,
+            js,
+            service.memory,
+            gates=gates,
+            after_step=service.after_step,
+            policy=service.policy,
+            control=self.control,
+            acknowledged=self.acks,
+            refresh=lambda keys: probe_now(nc, keys, reason="recovery done"),
+            lease_ttl_s=service.lease_ttl_s,
+        )
+        self.pipeline = RecoveryPipeline(self.collab, service.node)
+        self.store: RecordStore = self.collab.store
+        self.fencer = OldMasterFencer(
+            fencer_pool(service.statement_timeout_s),
+            topology_credentials(settings),
+            self.collab.events,
+            super_read_only=settings.UseSuperReadOnly,
+            statement_timeout_s=service.statement_timeout_s,
+            store=KVFenceStore(js),
+            records=self.store,
+            named_masters=lambda: named_masters(js),
+        )
+        self.keeper = build_keeper(settings, js, nc, service.node, busy=lambda: bool(self.running))
+        self.ops = Operations(
+            self.pipeline,
+            fence,
+            self.control,
+            self.acks,
+            self._run_record,
+            self.retry_deferred,
+            deferred=lambda: list(self.deferred.values()),
+            masters=self.keeper,
+            fences=self.fencer,
+        )
+        self.running: dict[str, asyncio.Task[RecoveryRecord]] = {}  # uid -> task driving it
+        # detections refused for a reason that may pass (blocked, disabled, downtimed), by problem
+        # (`Deferred.key`); also kept in baton_blocks so the next leader retries them
+        self.deferred: dict[str, Deferred] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+        self.subs: list[Subscription] = []
+        self.consumer: Consumer | None = None
+        self._retrying = asyncio.Lock()
+
+    async def run(self) -> None:
+        service, fence = self.service, self.fence
+        try:
+            await self.sweep()  # what older epochs left open, before anything new
+            for record in await _recent(self.store):
+                self.fencer.watch(record)
+            for item in await self.control.deferred():  # what earlier leaders were holding back
+                self.deferred.setdefault(item.key, item)
+            self.consumer = await consume(
+                self.bus.js, DETECTIONS_ALL, Event, self._on_detection, durable=DURABLE, queue=DURABLE
+            )
+            self.subs = await commands.serve(self.bus.nc, self.ops, service)
+            period = max(1.0, float(service.settings.InstancePollSeconds))
+            self.tasks = [
+                asyncio.create_task(self.fencer.run(fence), name="old master fencing"),
+                asyncio.create_task(self._retry_loop(), name="deferred detections"),
+                asyncio.create_task(
+                    self.keeper.run(fence, service.memory, period_s=period), name="master seeding"
+                ),
+                asyncio.create_task(self._sweep_loop(), name="open recoveries sweep"),
+            ]
             await self.leadership.stopping.wait()
-            await consumer.stop()  # clean stop: take nothing new, finish what runs
+            await self.consumer.stop()  # clean stop: take nothing new, finish what runs
             if self.running:
                 await asyncio.wait(list(self.running.values()))
         finally:
-            fencing.cancel()
-            retries.cancel()
-            seeding.cancel()
-            await consumer.stop()
-            for sub in subs:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
-            for task in list(self.running.values()):
-                task.cancel()  # lease lost: stop at once (a statement in flight may still complete)
-            if self.running:
-                await asyncio.wait(list(self.running.values()))
-            self._fence = None
-            self.deferred.clear()
+            await self._end()
 
-    def _spawn(
-        self, record: RecoveryRecord, work: Any, fencer: OldMasterFencer
-    ) -> asyncio.Task[RecoveryRecord]:
+    async def _end(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.consumer is not None:
+            await self.consumer.stop()
+        for sub in self.subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        for recovery in list(self.running.values()):
+            recovery.cancel()  # lease lost: stop at once (a statement in flight may still complete)
+        if self.running:
+            await asyncio.wait(list(self.running.values()))
+        self.deferred.clear()
+
+    # -- recoveries ----------------------------------------------------------------------------------
+    def spawn(self, record: RecoveryRecord, work: Any) -> asyncio.Task[RecoveryRecord]:
+        """Run `work` (a drive or resume of `record`) as a task of the term."""
         task: asyncio.Task[RecoveryRecord] = asyncio.create_task(work, name=f"recovery {record.uid}")
         self.running[record.uid] = task
 
         def done(t: asyncio.Task[RecoveryRecord]) -> None:
-            self.running.pop(record.uid, None)
-            if t.cancelled() or t.exception() is not None:
+            if self.running.get(record.uid) is t:
+                del self.running[record.uid]
+            if t.cancelled():
                 return
+            exc = t.exception()
+            if exc is not None:
+                if not isinstance(exc, LeadershipLost | RecoveryPaused):
+                    log.warning(
+                        "recovery %s: its task ended with %s: %s", record.uid, type(exc).__name__, exc
+                    )
+                return  # still open (if it is): the sweep resumes it
             result = t.result()
-            self.finished.append(result)
-            fencer.watch(result)
+            self.service.finished.append(result)
+            self.fencer.watch(result)
 
         task.add_done_callback(done)
         return task
+
+    async def _run_record(self, record: RecoveryRecord) -> RecoveryRecord:
+        """Drive an admitted record to its end (manual operations wait for it)."""
+        return await self.spawn(record, self.pipeline.drive(record, self.fence))
+
+    async def sweep(self) -> None:
+        """Resume every open record nobody drives: an older epoch's, or this term's whose task is gone."""
+        for record in await self.pipeline.orphans(self.fence):
+            if record.uid not in self.running:
+                log.info("recovery %s of %s (epoch %d) is open and not driven: resuming", record.uid,
+                         record.alias, record.epoch)  # fmt: skip
+                self.spawn(record, self.pipeline.resume(record, self.fence))
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.service.sweep_s)
+            try:
+                self.fence.check()
+                await self.sweep()
+            except LeadershipLost:
+                return
+            except Exception as exc:  # noqa: BLE001 - the loop must survive a bad moment
+                log.warning("sweeping open recoveries failed: %s", exc)
+
+    # -- detections ----------------------------------------------------------------------------------
+    async def _forget(self, key: str) -> None:
+        if self.deferred.pop(key, None) is not None:
+            try:
+                await self.control.delete_deferred(key)
+            except BatonError as exc:
+                log.warning("could not delete deferred detection %s: %s", key, exc)
+
+    async def _admit(self, detection: Detection, quiet_if: str | None = None) -> None:
+        key = Deferred(detection=detection, reason="").key
+        self.fence.check()  # LeadershipLost: not acked; the next leader gets it again
+        record = await self.pipeline.admit(detection, self.fence, quiet_if=quiet_if)
+        if record.active:
+            self.spawn(record, self.pipeline.drive(record, self.fence))
+            await self._forget(key)
+            return
+        if record.skip_code in RETRYABLE:
+            previous = self.deferred.get(key)
+            item = self.deferred[key] = Deferred.refused(detection, record, previous)
+            if item.news(previous):  # a repeated refusal moves its last time in memory only
+                try:
+                    await self.control.put_deferred(item)
+                except BatonError as exc:
+                    log.warning("could not keep deferred detection %s: %s", key, exc)
+        else:
+            await self._forget(key)
+        if quiet_if is None or record.reason != quiet_if:
+            self.service.finished.append(record)
+
+    async def _on_detection(self, event: Event, _ctx: Context) -> None:
+        if not event.type.startswith("detection."):
+            return
+        detection = Detection.model_validate(event.data)
+        if detection.state is DetectionState.CLEARED:
+            await self._forget(Deferred(detection=detection, reason="").key)
+            return
+        if not detection.finding.actionable:  # skippable ones go through, so the refusal is visible
+            return
+        await self._admit(detection)
+
+    async def retry_deferred(self) -> None:
+        async with self._retrying:
+            for item in list(self.deferred.values()):
+                await self._admit(item.detection, quiet_if=item.reason)
+
+    async def _retry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.service.retry_s)
+            try:
+                await self.retry_deferred()
+            except LeadershipLost:
+                return
+            except Exception as exc:  # noqa: BLE001 - the loop must survive a bad moment
+                log.warning("retrying deferred detections failed: %s", exc)
 
 
 async def _recent(store: RecordStore) -> list[RecoveryRecord]:

@@ -24,10 +24,12 @@ from libs.config.derive import (
 from libs.models import InstanceKey, InstanceSnapshot, MasterRecord, utcnow
 from libs.mysql import ConnectionPool, probe
 from libs.mysql.fenced import action_pool
+from libs.recovery.audit import RecoveryKind
 from libs.recovery.control import ControlState
 from libs.recovery.downtime import KVDowntimeWriter
 from libs.recovery.events import AckPublisher, NatsEventSink
 from libs.recovery.executor import MySQLExecutor
+from libs.recovery.fence_watch import KVFenceStore
 from libs.recovery.gates import DEFAULT_GATES, Gate
 from libs.recovery.keeper import MasterKeeper, audit_emitter, request_reconcile
 from libs.recovery.leadership import LEASE_TTL_S
@@ -41,6 +43,7 @@ from libs.recovery.options import (
 from libs.recovery.pipeline import Collaborators, RefreshFn, StepHook
 from libs.recovery.policy import Policy
 from libs.recovery.store import KVRecordStore
+from libs.recovery.writeable import NonWriteableMaster
 from libs.topology.analysis import Finding, analyze
 from libs.topology.plan import CandidateRules
 from libs.topology.view import ClusterView
@@ -81,7 +84,7 @@ def build_collaborators(
         return {s.key: s for s in snaps}
 
     def do_analyze(view: ClusterView, now: datetime) -> list[Finding]:
-        return analyze(view, now, params)
+        return analyze(view, now, params, memory.history)
 
     async def rules() -> CandidateRules:
         return candidate_rules(settings, parse_registered(await _candidates(js), utcnow()))
@@ -105,6 +108,11 @@ def build_collaborators(
         control=control,
         acknowledged=acknowledged,
         refresh=refresh,
+        kinds={
+            RecoveryKind.NON_WRITEABLE_MASTER: NonWriteableMaster(
+                act_pool, creds, options.statement_timeout_s, fences=KVFenceStore(js)
+            )
+        },
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -61,6 +62,8 @@ async def test_probe_every_instance_matches_the_servers(sandbox4: Sandbox) -> No
                 assert rep.using_gtid == "Slave_Pos"
                 assert rep.last_io_errno == 0 and rep.last_sql_errno == 0
                 assert rep.sql_delay == 0
+                assert rep.heartbeat_period == 1.0 and rep.received_heartbeats is not None
+                assert rep.received_mark is not None
                 assert snap.read_only
                 assert snap.replicas == ()
                 assert snap.replication_lag_seconds == rep.seconds_behind_master
@@ -91,6 +94,24 @@ async def test_gtid_positions_advance_after_a_write(sandbox4: Sandbox) -> None:
         assert after[r].gtid_slave_pos == m1.gtid_binlog_pos != before[r].gtid_slave_pos
         rep = after[r].replication
         assert rep is not None and rep.read_master_log_pos == m1.binlog_pos
+
+
+async def test_an_idle_masters_heartbeats_move_the_replicas_received_mark(sandbox4: Sandbox) -> None:
+    """Nothing is written, yet every replica hears from the master each heartbeat period (1 s): that is
+    what tells an idle master from a hung one."""
+    pool = ConnectionPool()
+    try:
+        first = await probe(sandbox4.key("replica1"), sandbox4.topology_creds, pool=pool)
+        await asyncio.sleep(2.2)
+        second = await probe(sandbox4.key("replica1"), sandbox4.topology_creds, pool=pool)
+    finally:
+        pool.close()
+    a, b = first.replication, second.replication
+    assert a is not None and b is not None
+    assert (a.read_master_log_pos, a.gtid_io_pos) == (b.read_master_log_pos, b.gtid_io_pos)
+    assert a.received_heartbeats is not None and b.received_heartbeats is not None
+    assert b.received_heartbeats >= a.received_heartbeats + 1
+    assert a.received_mark != b.received_mark
 
 
 async def test_stopped_sql_thread_shows_in_the_snapshot(sandbox4: Sandbox) -> None:

@@ -161,3 +161,45 @@ async def test_master_death_is_seen_by_the_liveness_watch_before_the_next_poll(
         await sandbox4.restart("master")
         for name in REPLICAS:
             await sandbox4.wait_replicating(name)
+
+
+async def test_a_hung_master_is_seen_by_the_bounded_liveness_watch_before_the_next_poll(
+    sandbox4: Sandbox, nats_server: NatsServer, bus: Bus
+) -> None:
+    """SIGSTOP keeps the watch's socket open and silent: the watch's SLEEP(1) not answering 0.5 s
+    after it should have is the sign, and the master is probed at once (its probe then fails on its
+    own 1 s read timeout), long before the next 30 s poll."""
+    rec = await Recorder().start(bus)
+    worker = await _all_registered_worker(
+        sandbox4, nats_server, poll_s=30.0, liveness_watch=True, liveness_sleep_s=1, liveness_margin_s=0.5
+    )
+    master = sandbox4.key("master")
+    stopped = False
+    try:
+        assert worker.liveness is not None
+        await wait_for("the watch armed on the master", lambda: master in worker.liveness.armed, 10)  # type: ignore[union-attr]
+        await asyncio.sleep(1.3)  # one SLEEP(1) answered and re-armed: the watch is healthy
+        assert worker.liveness.fired == 0
+        t0 = time.monotonic()
+        sandbox4.kill("master", signal.SIGSTOP)
+        stopped = True
+        await wait_for(
+            "an unreachable snapshot of the hung master",
+            lambda: any(not s.snap.reachable for s in rec.of(master, t0)),
+            6,
+        )
+        first = next(s for s in rec.of(master, t0) if not s.snap.reachable)
+        took = first.at - t0
+        # bound (1.5 s) + the probe's read timeout (1 s) + slack; the next poll slot is ~30 s away.
+        assert took < 4.0, f"hung master reported after {took:.2f}s with a 30 s poll"
+        assert first.snap.error_code == 2013, first.snap.error
+        assert worker.liveness.hung == 1
+        await asyncio.sleep(2.0)  # still hung: reconnecting fails before the watch arms, no re-firing
+        assert worker.liveness.fired == 1
+        print(f"\nhung master: watch fired, unreachable snapshot published {took:.2f}s after SIGSTOP")
+    finally:
+        if stopped:
+            sandbox4.kill("master", signal.SIGCONT)
+        await stop_worker(worker)
+        for name in REPLICAS:
+            await sandbox4.wait_replicating(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -132,8 +133,9 @@ class Stack:
         )
         return CommandReply.model_validate_json(msg.data)
 
-    async def failover(self, within: float = 15.0) -> FailoverTiming:
-        """SIGKILL the master; wait until baton_masters names another master; return the timings."""
+    async def failover(self, within: float = 15.0, how: signal.Signals = signal.SIGKILL) -> FailoverTiming:
+        """Signal the master (SIGKILL: a crash; SIGSTOP: a hung server, the caller SIGCONTs it); wait
+        until baton_masters names another master; return the timings."""
         assert self.bus is not None
         js = self.bus.js
         master = self.sb.key(self.sb.master)
@@ -142,7 +144,7 @@ class Stack:
         watcher = await kv.watch(kv_key(alias))
         try:
             killed_at = utcnow()
-            self.sb.kill(self.sb.master)
+            self.sb.kill(self.sb.master, how)
             published, seen_at = await _next_master(watcher, master, within)
         finally:
             await watcher.stop()

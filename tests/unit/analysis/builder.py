@@ -9,6 +9,8 @@ The format (every field optional unless noted; see cases/README.md):
 Instance keys use `InstanceKey.parse` ("m" is m:3306). Times are relative to a fixed `now`: `age` is
 how old the latest probe is (default 1 s); an unreachable instance also gets a last successful probe
 `seen_age` seconds old (default age + 1) built from the same fields, unless `never_seen` is true.
+A replica with `heartbeat_period` > 0 counts heartbeats; `silent_for` says how long, up to its latest
+probe, it has received nothing from its master (feeds `AnalysisHistory.received_since`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from libs.models import (
     SemiSyncState,
 )
 from libs.topology.analysis import AnalysisHistory, AnalysisParams, Finding
-from libs.topology.context import CoordinatesSeen
+from libs.topology.context import CoordinatesSeen, ReceivedSeen
 from libs.topology.view import InstanceState
 
 NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -36,7 +38,8 @@ _KNOWN = {
     "errno", "io_error", "sql_errno", "sql_error", "lag", "sql_delay", "using_gtid", "flavor", "server_id",
     "server_uuid", "version", "log_bin", "log_slave_updates", "binlog_format", "read_only", "gtid_mode",
     "gtid", "gtid_binlog_pos", "gtid_current_pos", "gtid_executed", "semi_sync", "binlog",
-    "binlog_unchanged_for", "downtimed", "alias", "promotion_rule",
+    "binlog_unchanged_for", "downtimed", "alias", "promotion_rule", "heartbeat_period",
+    "received_heartbeats", "silent_for",
 }  # fmt: skip
 
 
@@ -63,6 +66,8 @@ def _snapshot(
             seconds_behind_master=spec.get("lag", default_lag),
             sql_delay=spec.get("sql_delay", 0),
             using_gtid=spec.get("using_gtid", _USING_GTID[flavor]),
+            heartbeat_period=float(spec.get("heartbeat_period", 0)),
+            received_heartbeats=spec.get("received_heartbeats", 7 if spec.get("heartbeat_period") else None),
         )
         lag = spec.get("lag", default_lag)
     else:
@@ -104,6 +109,7 @@ def build_case(case: dict[str, Any]) -> tuple[list[InstanceState], AnalysisParam
     params = AnalysisParams(**raw_params)
     states: list[InstanceState] = []
     coordinates: dict[InstanceKey, CoordinatesSeen] = {}
+    received: dict[InstanceKey, ReceivedSeen] = {}
     for index, (name, spec) in enumerate(case["instances"].items()):
         unknown = set(spec) - _KNOWN
         if unknown:
@@ -132,7 +138,12 @@ def build_case(case: dict[str, Any]) -> tuple[list[InstanceState], AnalysisParam
         if "binlog_unchanged_for" in spec:
             since = NOW - timedelta(seconds=float(spec["binlog_unchanged_for"]))
             coordinates[key] = CoordinatesSeen(full.binlog_file, full.binlog_pos, since)
-    return states, params, AnalysisHistory(binlog_since=coordinates)
+        if "silent_for" in spec:
+            mark = full.replication.received_mark if full.replication is not None else None
+            if mark is None:
+                raise ValueError(f"{name}: silent_for needs a replica with heartbeat_period > 0")
+            received[key] = ReceivedSeen(mark, latest_at - timedelta(seconds=float(spec["silent_for"])))
+    return states, params, AnalysisHistory(binlog_since=coordinates, received_since=received)
 
 
 def project(finding: Finding) -> dict[str, Any]:

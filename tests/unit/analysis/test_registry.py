@@ -16,7 +16,7 @@ from libs.topology.analysis import (
     describe,
     finding_fingerprint,
 )
-from libs.topology.context import AnalysisContext
+from libs.topology.context import AnalysisContext, HistoryRecorder
 from libs.topology.index import ViewIndex
 from libs.topology.problems import PROBLEMS, could_match
 from libs.topology.view import ClusterView, InstanceState
@@ -81,6 +81,7 @@ def test_registry_follows_orchestrators_order_and_actionability() -> None:
 
 M = InstanceKey(host="m")
 TOP = InstanceKey(host="top")
+R1 = InstanceKey(host="r1")
 
 
 @st.composite
@@ -201,3 +202,60 @@ def test_history_folds_binlog_coordinates() -> None:
     assert moved.binlog_since[M].since == NOW + timedelta(seconds=6)
     assert moved.unchanged_for(snap(100, 7), NOW) is None  # coordinates differ from what is remembered
     assert moved.observe(snap(300, 1)) is moved  # an older snapshot does not rewind it
+
+
+def _replica(
+    count: int, at: float, pos: int = 965, period: float = 1.0, reachable: bool = True
+) -> InstanceSnapshot:
+    replication = ReplicationStatus(
+        master=M,
+        io_state=IOThreadState.YES,
+        sql_running=True,
+        read_master_log_file="b.1",
+        read_master_log_pos=pos,
+        heartbeat_period=period,
+        received_heartbeats=count,
+    )
+    return InstanceSnapshot(
+        key=R1, probed_at=NOW + timedelta(seconds=at), reachable=reachable, replication=replication
+    )
+
+
+def test_history_folds_received_marks() -> None:
+    history = AnalysisHistory().observe(_replica(3, 0))
+    assert history.observe(_replica(3, 1)) is history  # nothing received: still "since 0"
+    assert history.received_nothing_for(_replica(3, 4)) == 4.0
+    assert history.observe(_replica(3, 2, reachable=False)) is history
+    beat = history.observe(_replica(4, 5))  # a heartbeat
+    assert beat.received_since[R1].since == NOW + timedelta(seconds=5)
+    assert beat.received_nothing_for(_replica(4, 5.5)) == 0.5
+    assert beat.received_nothing_for(_replica(3, 6)) is None  # not the mark on record
+    event = beat.observe(_replica(4, 6, pos=1211))  # an event, no heartbeat
+    assert event.received_since[R1].since == NOW + timedelta(seconds=6)
+    assert event.observe(_replica(9, 1)) is event  # an older snapshot does not rewind it
+    off = _replica(3, 7, period=0)
+    assert AnalysisHistory().observe(off).received_since == {}  # heartbeats off: silence means nothing
+    assert event.received_nothing_for(off) is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.booleans(), st.booleans()), max_size=12))
+def test_history_recorder_matches_the_pure_fold(steps: list[tuple[int, int, bool, bool]]) -> None:
+    """The analyzer's O(1) recorder and `AnalysisHistory.observe` keep the same history."""
+    recorder, pure = HistoryRecorder(), AnalysisHistory()
+    for at, (count, pos, reachable, master) in enumerate(steps):
+        snap = (
+            InstanceSnapshot(
+                key=M,
+                probed_at=NOW + timedelta(seconds=at),
+                reachable=reachable,
+                binlog_file="b.1",
+                binlog_pos=pos,
+            )
+            if master
+            else _replica(count, at, pos=pos, reachable=reachable)
+        )
+        recorder.observe(snap)
+        pure = pure.observe(snap)
+    assert dict(recorder.history.binlog_since) == dict(pure.binlog_since)
+    assert dict(recorder.history.received_since) == dict(pure.received_since)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from libs.models import InstanceKey, InstanceSnapshot, IOThreadState, ReplicationStatus
+from libs.topology.analysis import Analysis, AnalysisParams, analyze
 from services.analyzer.fleet import Fleet, remember_seen
 from tests.unit.analysis.builder import NOW
 
@@ -60,3 +61,44 @@ def test_binlog_history_is_kept_per_instance() -> None:
     fleet.fold(first.model_copy(update={"probed_at": NOW + timedelta(seconds=3), "binlog_pos": 200}))
     assert fleet.history.binlog_since[M].since == NOW + timedelta(seconds=3)
     assert fleet.history.unchanged_for(fleet.states[M].info, NOW + timedelta(seconds=5)) == 2.0
+
+
+def replica(seconds: float, heartbeats: int) -> InstanceSnapshot:
+    replication = ReplicationStatus(
+        master=M,
+        io_state=IOThreadState.YES,
+        sql_running=True,
+        heartbeat_period=1.0,
+        received_heartbeats=heartbeats,
+    )
+    return InstanceSnapshot(
+        key=R, probed_at=NOW + timedelta(seconds=seconds), reachable=True, replication=replication
+    )
+
+
+def test_a_replica_that_stops_hearing_from_an_unreachable_master_votes_it_dead() -> None:
+    """Snapshots one at a time, as the analyzer folds them: the heartbeat count stops at 3 (the master
+    hangs at ~2.5 s), the IO thread keeps saying Yes, the master's probes time out from 3 s on."""
+    fleet = Fleet()
+    fleet.fold(up(M, 0))
+    for second in range(3):
+        fleet.fold(replica(second, second + 1))
+    fleet.fold(down(M, 3))
+
+    def codes(at: float) -> list[Analysis]:
+        view = fleet.view("m:3306")
+        assert view is not None
+        return [f.code for f in analyze(view, NOW + timedelta(seconds=at), AnalysisParams(), fleet.history)]
+
+    for second in (3, 4, 5):  # nothing received since 2 s: 3 s of silence is not more than 3 periods
+        fleet.fold(replica(second, 3))
+    assert codes(5.1) == [Analysis.UNREACHABLE_MASTER]
+    fleet.fold(replica(5.5, 3))
+    view = fleet.view("m:3306")
+    assert view is not None
+    (finding,) = analyze(view, NOW + timedelta(seconds=5.6), AnalysisParams(), fleet.history)
+    assert finding.code is Analysis.DEAD_MASTER
+    assert (finding.silent_replicas, finding.connected_replicas) == (1, 0)
+    assert "1/1 replicas received no heartbeat for 3.5s (period 1s)" in finding.reason
+    fleet.fold(replica(6, 4))  # it hears again (SIGCONT): merely unreachable
+    assert codes(6.1) == [Analysis.UNREACHABLE_MASTER]

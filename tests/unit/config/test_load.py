@@ -225,6 +225,7 @@ def test_wrong_type_names_file_key_and_value(tmp_path: Path) -> None:
             "BatonAuthTokens[0].Token: a token must be at least",
         ),
         ({"RecoveryPeriodBlockMinutes": "1"}, 'RecoveryPeriodBlockMinutes: expected an integer, got "1"'),
+        ({"BatonHeartbeatPeriodsSilent": 1.5}, "BatonHeartbeatPeriodsSilent: must be 0 (off) or at least 2"),
     ],
 )
 def test_invalid_values_fail_naming_the_key(tmp_path: Path, content: dict[str, Any], expected: str) -> None:

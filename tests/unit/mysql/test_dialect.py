@@ -7,6 +7,7 @@ import pytest
 from libs.models import Flavor, InstanceKey, IOThreadState
 from libs.mysql.dialect import (
     dialect_for,
+    normalize_heartbeats,
     normalize_processlist_hosts,
     normalize_replica_hosts,
     normalize_replication_row,
@@ -358,3 +359,80 @@ def test_normalize_semi_sync(
     got = normalize_semi_sync(variables, status)
     for name, value in expected.items():
         assert got[name] == value, name
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("10.11.6-MariaDB-log", None),  # in SHOW GLOBAL STATUS instead
+        ("5.6.51-log", None),  # no performance_schema replication tables yet
+        ("5.7.44-log", "NULL AS last_queued_at"),
+        ("8.0.36", "s.LAST_QUEUED_TRANSACTION_END_QUEUE_TIMESTAMP AS last_queued_at"),
+        ("8.4.2", "s.LAST_QUEUED_TRANSACTION_END_QUEUE_TIMESTAMP AS last_queued_at"),
+    ],
+)
+def test_heartbeat_query_per_version(version: str, expected: str | None) -> None:
+    sql = dialect_for(version).heartbeat_query
+    if expected is None:
+        assert sql is None
+        return
+    assert sql is not None
+    assert sql == (
+        "SELECT c.HEARTBEAT_INTERVAL AS heartbeat_period, "
+        "s.COUNT_RECEIVED_HEARTBEATS AS received_heartbeats, "
+        f"{expected} "
+        "FROM performance_schema.replication_connection_status s "
+        "JOIN performance_schema.replication_connection_configuration c USING (CHANNEL_NAME) "
+        "WHERE s.CHANNEL_NAME = ''"
+    )
+
+
+def test_mariadb_reads_heartbeats_with_the_status() -> None:
+    status = dialect_for("10.11.6-MariaDB-log").status_query
+    assert "'Slave_heartbeat_period', 'Slave_received_heartbeats'" in status
+    assert "Slave_received_heartbeats" not in dialect_for("8.0.36").status_query
+
+
+_ROW = {"Master_Host": "m", "Master_Port": 3306, "Slave_IO_Running": "Yes", "Read_Master_Log_Pos": 965}
+
+
+def test_normalize_heartbeats_mariadb_status() -> None:
+    base = normalize_replication_row(_ROW)
+    status = {"slave_heartbeat_period": "1.000", "slave_received_heartbeats": "3"}
+    rep = normalize_heartbeats(base, status, None)
+    assert rep is not None
+    assert (rep.heartbeat_period, rep.received_heartbeats, rep.last_queued_at) == (1.0, 3, "")
+    mark = rep.received_mark
+    assert mark is not None
+    # A heartbeat or an event moves the mark; nothing else about the row does.
+    beat = normalize_heartbeats(base, {**status, "slave_received_heartbeats": "4"}, None)
+    assert beat is not None and beat.received_mark != mark
+    moved = normalize_replication_row({**_ROW, "Read_Master_Log_Pos": 1211})
+    assert normalize_heartbeats(moved, status, None).received_mark != mark  # type: ignore[union-attr]
+    lagging = normalize_replication_row({**_ROW, "Seconds_Behind_Master": 5, "Exec_Master_Log_Pos": 4})
+    assert normalize_heartbeats(lagging, status, None).received_mark == mark  # type: ignore[union-attr]
+
+
+def test_normalize_heartbeats_mysql_performance_schema_row() -> None:
+    base = normalize_replication_row({**_ROW, "Retrieved_Gtid_Set": "u:1-5"})
+    row = {"heartbeat_period": 2.5, "received_heartbeats": 17, "last_queued_at": "2025-01-01 12:00:00.123456"}
+    rep = normalize_heartbeats(base, {}, row)
+    assert rep is not None
+    assert (rep.heartbeat_period, rep.received_heartbeats) == (2.5, 17)
+    assert rep.last_queued_at == "2025-01-01 12:00:00.123456"
+    later = normalize_heartbeats(base, {}, {**row, "last_queued_at": "2025-01-01 12:00:01.000001"})
+    assert later is not None and later.received_mark != rep.received_mark
+
+
+def test_heartbeats_unknown_or_off_give_no_mark() -> None:
+    base = normalize_replication_row(_ROW)
+    assert normalize_heartbeats(None, {"slave_received_heartbeats": "3"}, None) is None
+    unknown = normalize_heartbeats(base, {}, None)
+    assert unknown is base and unknown is not None
+    assert (unknown.heartbeat_period, unknown.received_heartbeats, unknown.received_mark) == (0.0, None, None)
+    off = normalize_heartbeats(
+        base, {"slave_heartbeat_period": "0.000", "slave_received_heartbeats": "0"}, None
+    )
+    assert off is not None and off.heartbeat_period == 0 and off.received_mark is None
+    garbage = normalize_heartbeats(base, {}, {"heartbeat_period": None, "received_heartbeats": None})
+    assert garbage is not None and garbage.received_heartbeats is None and garbage.received_mark is None

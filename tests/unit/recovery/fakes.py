@@ -38,7 +38,7 @@ class FakeExecutor:
         self.ran.append(spec.name)
         for prefix, error in self.fail.items():
             if spec.name.startswith(prefix):
-                return StepResult(StepOutcome.FAILED, error=error)
+                return StepResult(StepOutcome.FAILED, error=error, failed=dict.fromkeys(spec.required, error))
         outage = 12.5 if spec.kind is StepKind.SWITCH else None
         return StepResult(StepOutcome.DONE, detail="fake", outage_ms=outage)
 
@@ -96,13 +96,13 @@ class Rig:
 
 def rig(view: ClusterView, *, executor: FakeExecutor | None = None, hooks: FakeHooks | None = None,
         store: MemoryRecordStore | None = None, node: str = "n1", control: ControlState | None = None,
-        policy: Policy | None = None) -> Rig:  # fmt: skip
+        policy: Policy | None = None, candidate_rules: CandidateRules | None = None) -> Rig:  # fmt: skip
     world = World(view)
     ex, hk = executor or FakeExecutor(), hooks or FakeHooks()
     st, ev, ms = store or MemoryRecordStore(), MemoryEventSink(), Masters()
 
     async def rules() -> CandidateRules:
-        return CandidateRules(stale_after=timedelta(days=1))
+        return candidate_rules or CandidateRules(stale_after=timedelta(days=1))
 
     acks: AckPublisher = ev.acknowledged
     collab = Collaborators(

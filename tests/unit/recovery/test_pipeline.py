@@ -22,10 +22,15 @@ async def test_success_runs_every_step_once_and_publishes_the_master() -> None:
     t = rig(VIEW)
     rec = await t.pipeline.handle(detection(VIEW), StaticFence(4))
     assert rec.outcome is Outcome.SUCCEEDED and rec.successor == k(1)
-    assert (
-        t.executor.ran
-        == ["stop-io", f"wait-applied:{k(1)}", f"repoint:{k(1)}", f"promote:{k(1)}", "detach-lost"][:4]
-    )
+    assert t.executor.ran == [
+        "stop-io",
+        "drain",
+        f"wait-applied:{k(1)}",
+        f"repoint:{k(1)}",
+        f"promote:{k(1)}",
+    ]
+    assert [s.name for s in rec.steps][:5] == ["recheck", "plan", "pre-failover-hooks", "stop-io", "drain"]
+    assert rec.step("rank") is not None and rec.plan is not None and rec.plan.drain == "done"
     assert [m.master for m in t.masters.written] == [k(1)] and t.masters.written[0].epoch == 4
     assert t.hooks.ran == [HookKind.PRE_FAILOVER, HookKind.POST_MASTER_FAILOVER, HookKind.POST_FAILOVER]
     assert t.events.phases[0] == "registered" and "planned" in t.events.phases
@@ -98,7 +103,7 @@ async def test_one_recovery_per_cluster(
     assert prior.outcome is Outcome.SUCCEEDED
     if stored_active:
         reopened = prior.model_copy(update={"outcome": Outcome.RUNNING, "ended_at": None})
-        await store.adopt(reopened)
+        store.records[reopened.alias] = reopened  # an open record of another process
     t = rig(VIEW, store=store)
     rec = await t.pipeline.handle(detection(VIEW, "inc-A" if same_incident else "inc-B"), StaticFence(1))
     if expected is None:

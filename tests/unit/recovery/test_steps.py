@@ -26,6 +26,10 @@ WITH_LOST = plan(replicas_to_repoint=(R1,), lost=(ReplicaReason(key=L, reason="a
 ALONE = plan()
 
 
+def drained(*targets: object) -> list[tuple[str, list[object], object]]:
+    return [("stop-io", list(targets), None), ("drain", list(targets), None)]
+
+
 @pytest.mark.parametrize(
     ("the_plan", "options", "expected"),
     [
@@ -33,7 +37,7 @@ ALONE = plan()
             ONE,
             ExecutionOptions(),
             [
-                ("stop-io", [S, R1, R2], None),
+                *drained(S, R1, R2),
                 (f"wait-applied:{S}", [S], None),
                 (f"repoint:{S}", [R1, R2], S),
                 (f"promote:{S}", [S], None),
@@ -42,13 +46,13 @@ ALONE = plan()
         (
             ALONE,
             ExecutionOptions(),
-            [("stop-io", [S], None), (f"wait-applied:{S}", [S], None), (f"promote:{S}", [S], None)],
+            [*drained(S), (f"wait-applied:{S}", [S], None), (f"promote:{S}", [S], None)],
         ),
         (
             TWO,
             ExecutionOptions(),
             [
-                ("stop-io", [MID, S, R1], None),
+                *drained(S, MID, R1),
                 (f"wait-applied:{MID}", [MID], None),
                 (f"repoint:{MID}", [S, R1], MID),
                 (f"wait-caught-up:{S}", [S], MID),
@@ -61,7 +65,7 @@ ALONE = plan()
             TWO_LOST_MID,
             ExecutionOptions(lost_downtime_minutes=5),
             [
-                ("stop-io", [MID, S, R1], None),
+                *drained(S, MID, R1),
                 (f"wait-applied:{MID}", [MID], None),
                 (f"repoint:{MID}", [S, R1], MID),
                 (f"wait-caught-up:{S}", [S], MID),
@@ -76,7 +80,7 @@ ALONE = plan()
             WITH_LOST,
             ExecutionOptions(lost_downtime_minutes=0, detach_lost=True),
             [
-                ("stop-io", [S, R1], None),
+                *drained(S, R1, L),
                 (f"wait-applied:{S}", [S], None),
                 (f"repoint:{S}", [R1], S),
                 (f"promote:{S}", [S], None),
@@ -87,7 +91,7 @@ ALONE = plan()
             WITH_LOST,
             ExecutionOptions(lost_downtime_minutes=60, detach_lost=False),
             [
-                ("stop-io", [S, R1], None),
+                *drained(S, R1, L),
                 (f"wait-applied:{S}", [S], None),
                 (f"repoint:{S}", [R1], S),
                 (f"promote:{S}", [S], None),
@@ -116,7 +120,9 @@ def test_plan_steps(
 
 def test_the_successor_and_intermediate_are_required_lost_replicas_best_effort() -> None:
     steps = {s.kind: s for s in plan_steps(TWO_LOST_MID, ExecutionOptions(lost_downtime_minutes=1))}
-    assert steps[StepKind.STOP_IO].required == (MID, S)
+    # the drain is best effort: the ranking after it looks at every replica afresh
+    assert steps[StepKind.STOP_IO].best_effort and steps[StepKind.DRAIN].best_effort
+    assert steps[StepKind.WAIT_APPLIED].required == (MID,) and steps[StepKind.WAIT_CAUGHT_UP].required == (S,)
     assert steps[StepKind.PROMOTE].required == (S,)
     assert steps[StepKind.DETACH_LOST].best_effort and steps[StepKind.DOWNTIME_LOST].best_effort
     assert not steps[StepKind.WAIT_CAUGHT_UP].mutating and steps[StepKind.PROMOTE].mutating
