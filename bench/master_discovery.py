@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,24 @@ async def _master(http: httpx.AsyncClient) -> dict[str, Any] | None:
     return r.json() if r.status_code == 200 else None
 
 
+async def discovered(http: httpx.AsyncClient, state: Path) -> tuple[str, int]:
+    """Wait until the API shows the whole sandbox and names the master of `bench`, then let every
+    service settle; the master's address and pid."""
+
+    async def whole() -> bool:
+        try:
+            r = await http.get("/api/cluster/bench")
+        except httpx.TransportError:
+            return False
+        return r.status_code == 200 and len(r.json()) == 4
+
+    await wait_until("the sandbox discovered", whole, 120, 0.2)
+    master, pid = sandbox_master(state)
+    await wait_until("the master of bench", lambda: _master(http), 30, 0.1)
+    await asyncio.sleep(1.5)  # the liveness watch and every service settled
+    return master, pid
+
+
 async def one_run(base: Path, poll: int, i: int) -> float:
     run_dir = base / f"poll{poll}-{i}"
     run_dir.mkdir(parents=True)
@@ -59,18 +78,7 @@ async def one_run(base: Path, poll: int, i: int) -> float:
         run_baton_up(run_dir, config) as (api, state),
         httpx.AsyncClient(base_url=api, timeout=5) as http,
     ):
-
-        async def whole() -> bool:
-            try:
-                r = await http.get("/api/cluster/bench")
-            except httpx.TransportError:
-                return False
-            return r.status_code == 200 and len(r.json()) == 4
-
-        await wait_until("the sandbox discovered", whole, 120, 0.2)
-        master, pid = sandbox_master(state)
-        await wait_until("the master of bench", lambda: _master(http), 30, 0.1)
-        await asyncio.sleep(1.5)  # the liveness watch and every service settled
+        master, pid = await discovered(http, state)
         killed = time.monotonic()
         os.kill(pid, signal.SIGKILL)
 
@@ -128,9 +136,11 @@ async def main(runs: int, write: bool) -> None:
         write_doc(text, BEGIN, END, after=MTTR_END)
 
 
-def run() -> None:
+def guarded_run(main: Callable[[int, bool], Awaitable[None]], default_runs: int, interrupted: str) -> None:
+    """`main(runs, write)` from the command line (`[runs] [--no-write]`); SIGINT/SIGTERM cancel it,
+    which unwinds what it started (`run_baton_up`: SIGTERM to baton up), then exit 130."""
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    runs = int(args[0]) if args else 10
+    runs = int(args[0]) if args else default_runs
     write = "--no-write" not in sys.argv
 
     async def guarded() -> None:
@@ -138,14 +148,18 @@ def run() -> None:
         assert task is not None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)  # unwinds run_baton_up: SIGTERM to baton up
+            loop.add_signal_handler(sig, task.cancel)
         await main(runs, write)
 
     try:
         asyncio.run(guarded())
     except asyncio.CancelledError:
-        print("interrupted: baton up and its sandbox stopped", file=sys.stderr)
+        print(interrupted, file=sys.stderr)
         sys.exit(130)
+
+
+def run() -> None:
+    guarded_run(main, 10, "interrupted: baton up and its sandbox stopped")
 
 
 if __name__ == "__main__":

@@ -146,6 +146,7 @@ async def up(
     nats: str | None,
     with_sandbox: bool,
     replicas: int,
+    slave_net_timeout: int = 4,
 ) -> None:
     """Run everything until SIGINT/SIGTERM. `explicit`: the keys the operator set (file or env)."""
     state = _state(state_dir)
@@ -170,7 +171,12 @@ async def up(
         console.print(f"[bold]NATS[/] {nats_url}" + (" (embedded)" if server else ""))
         if with_sandbox:
             started = time.perf_counter()
-            sandbox = Sandbox(state_dir / "sandbox", master_replicas(replicas), base_port=SANDBOX_BASE_PORT)
+            sandbox = Sandbox(
+                state_dir / "sandbox",
+                master_replicas(replicas),
+                base_port=SANDBOX_BASE_PORT,
+                slave_net_timeout=slave_net_timeout,
+            )
             await sandbox.start()
             names = ", ".join(str(sandbox.key(n)) for n in sandbox.names)
             console.print(f"[bold]sandbox[/] up in {time.perf_counter() - started:.1f}s: {names}")
@@ -203,6 +209,9 @@ def up_command(
     nats: str | None = typer.Option(None, "--nats", help="use this NATS instead of the embedded one"),
     sandbox: bool = typer.Option(False, "--sandbox", help="also run a local MariaDB topology"),
     replicas: int = typer.Option(3, "--replicas", min=1, help="sandbox replicas"),
+    slave_net_timeout: int = typer.Option(
+        4, "--slave-net-timeout", min=1, help="the sandbox replicas' slave_net_timeout"
+    ),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
     """Run all of Baton in one process (embedded NATS, SQLite, every service, the API)."""
@@ -212,4 +221,4 @@ def up_command(
     explicit |= {name[len("BATON_") :] for name in os.environ if name.startswith("BATON_")}
     state_dir = state_dir.expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(up(settings, explicit, state_dir, listen, nats, sandbox, replicas))
+    asyncio.run(up(settings, explicit, state_dir, listen, nats, sandbox, replicas, slave_net_timeout))

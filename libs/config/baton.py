@@ -71,7 +71,7 @@ class BatonKeys(ConfigSection):
     server (MariaDB `max_statement_time`, MySQL `MAX_EXECUTION_TIME` on SELECTs). It must be below the
     recovery lease TTL (3 s), so that no statement runs on long after the lease is lost; the service refuses
     to start otherwise. 0: half the lease TTL. Longer waits are sent in slices of at most 0.5 s."""
-    BatonHeartbeatPeriodsSilent: float = Field(default=3.0, ge=0)
+    BatonHeartbeatPeriodsSilent: float = Field(default=2.0, ge=0)
     """A master Baton cannot get an answer from (its probe failed or timed out) is dead once every
     reachable replica has received nothing from it, no event and no heartbeat, for more than this many
     of its heartbeat periods (`MASTER_HEARTBEAT_PERIOD`), even while their IO threads still say Yes

@@ -101,8 +101,12 @@ class MySQLExecutor:
         *,
         downtime: DowntimeWriter | None = None,
         clock: Callable[[], datetime] = utcnow,
+        failed_pool: ConnectionPool | None = None,
     ) -> None:
+        """`failed_pool`: the failed master's connections (a forced failover's read-only step), with a
+        short connect timeout so a hung server costs little; None: `pool`."""
         self.pool, self.creds, self.repl = pool, topology, replication
+        self.failed_pool = failed_pool or pool
         self.options, self.downtime, self.clock = options, downtime, clock
         self.slice_s = min(_SLICE_S, options.statement_timeout_s / 2)
 
@@ -126,8 +130,8 @@ class MySQLExecutor:
         return await handlers[spec.kind](spec, record, fence)
 
     # -- helpers -------------------------------------------------------------------------------------
-    def _session(self, key: InstanceKey, fence: Fence) -> FencedSession:
-        return FencedSession(self.pool, key, self.creds, fence, self.options.statement_timeout_s)
+    def _session(self, key: InstanceKey, fence: Fence, pool: ConnectionPool | None = None) -> FencedSession:
+        return FencedSession(pool or self.pool, key, self.creds, fence, self.options.statement_timeout_s)
 
     async def _each(
         self,
@@ -136,6 +140,7 @@ class MySQLExecutor:
         action: Callable[[FencedSession], Awaitable[str | None]],
         *,
         bounded: bool = True,
+        pool: ConnectionPool | None = None,
     ) -> tuple[dict[InstanceKey, str], dict[InstanceKey, str]]:
         """Run `action` on every target in parallel (at most MaxConcurrentReplicaOperations at a time
         when `bounded`; reads and waits are not). Returns ({target: note}, {target: error});
@@ -148,7 +153,7 @@ class MySQLExecutor:
         async def one(key: InstanceKey) -> None:
             async with limit:
                 try:
-                    note = await action(self._session(key, fence))
+                    note = await action(self._session(key, fence, pool))
                 except LeadershipLost:
                     raise
                 except Exception as exc:  # noqa: BLE001 - recorded per target
@@ -531,14 +536,16 @@ class MySQLExecutor:
 
     async def _set_read_only(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
         """read_only (+ super_read_only on MySQL with UseSuperReadOnly) on a master that may be alive.
-        An unreachable one is noted, not fatal: it is fenced if it ever comes back (old_master.py)."""
+        An unreachable one is noted, not fatal: it is fenced if it ever comes back (old_master.py). Its
+        connection is `failed_pool`'s: a hung server costs a short connect timeout, a live one gets the
+        full statement timeout."""
         sro = self.options.super_read_only
 
         async def action(s: FencedSession) -> str | None:
             await set_read_only(s, True, super_read_only=sro)
             return "read_only set"
 
-        notes, errors = await self._each(spec.targets, fence, action)
+        notes, errors = await self._each(spec.targets, fence, action, pool=self.failed_pool)
         return StepResult(StepOutcome.DONE, detail="; ".join(f"{k}: {v}" for k, v in notes.items()),
                           errors={str(k): v for k, v in errors.items()})  # fmt: skip
 

@@ -20,6 +20,15 @@ from libs.topology.plan import CandidateRules, RegisteredRule
 
 log = logging.getLogger(__name__)
 UNDECODABLE_RULE_TTL = timedelta(minutes=1)  # rules are read afresh for every plan
+# The longest a recovery waits to connect to (and, in the re-check, to read from) the failed master: a
+# live server completes the handshake in milliseconds, a hung one (SIGSTOP, a frozen VM) never does.
+FAILED_MASTER_TIMEOUT_S = 0.5
+
+
+def failed_master_timeout(settings: Settings) -> float:
+    """The failed master's connect/read timeout in a recovery: MySQLConnectTimeoutSeconds, at most
+    FAILED_MASTER_TIMEOUT_S."""
+    return min(float(settings.MySQLConnectTimeoutSeconds), FAILED_MASTER_TIMEOUT_S)
 
 
 def statement_timeout(settings: Settings, lease_ttl_s: float = LEASE_TTL_S) -> float:

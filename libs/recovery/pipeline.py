@@ -222,12 +222,17 @@ class Collaborators:
     refresh: RefreshFn | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # riding out transient bus errors
     kinds: Mapping[RecoveryKind, KindSteps] = field(default_factory=dict)  # kinds with steps of their own
+    # the failed instance's probe in the re-check, with short timeouts (a hung server would cost the full
+    # ones), never waited for once the others' snapshots are in; None: `probe`, awaited with the others
+    probe_failed: ProbeFn | None = None
 
 
 class RecoveryPipeline:
     def __init__(self, collab: Collaborators, node: str) -> None:
         self.c, self.node = collab, node
         self._refreshing: set[asyncio.Task[None]] = set()
+        # re-check probes of failed instances still running after the decision (`_probe_recheck`)
+        self._late: set[asyncio.Task[Mapping[InstanceKey, InstanceSnapshot]]] = set()
         # recoveries a coroutine of this pipeline is admitting or driving: the sweep leaves them alone
         self._claims: set[str] = set()
         # per recovery: the failed master's replicas its plan found unreachable (not drained, not probed
@@ -634,14 +639,42 @@ class RecoveryPipeline:
                 keys.update(k for k, s in known.items() if s.master_key == master)
         return sorted(keys)
 
+    async def _probe_recheck(self, record: RecoveryRecord) -> dict[InstanceKey, InstanceSnapshot]:
+        """Fresh snapshots of `_recheck_keys`. With `probe_failed`, the failed instance is probed
+        alongside the others (short timeouts) but not waited for once their snapshots are in: a hung
+        server answers nothing until its timeouts, and the verdict rests on its replicas' evidence (a
+        master that answers again shows there: its replicas receive from it). Its last known state,
+        what the detection was decided on, stands in; the late probe ends in the background."""
+        keys = self._recheck_keys(record)
+        others = [k for k in keys if k != record.failed]
+        if self.c.probe_failed is None or not others:
+            return dict(await (self.c.probe_failed or self.c.probe)(keys))
+        probe_failed = self.c.probe_failed
+
+        async def probe_it() -> Mapping[InstanceKey, InstanceSnapshot]:
+            return await probe_failed([record.failed])
+
+        failed = asyncio.create_task(probe_it(), name=f"re-check probe of {record.failed}")
+        self._late.add(failed)
+        failed.add_done_callback(self._late.discard)
+        try:
+            fresh = dict(await self.c.probe(others))
+        except BaseException:
+            failed.cancel()
+            raise
+        if failed.done() and not failed.cancelled() and failed.exception() is None:
+            fresh.update(failed.result())
+        else:
+            log.info("recovery %s: re-check decided without %s's late probe", record.uid, record.failed)
+        return fresh
+
     async def _recheck(self, record: RecoveryRecord, fence: Fence) -> ClusterView | None:
         """Re-probe the failed master and its replicas, re-analyse: is it still broken? Returns the
         fresh view (None when the re-check was done by an earlier leader)."""
         view: list[ClusterView] = []
 
         async def body() -> StepResult:
-            fresh = await self.c.probe(self._recheck_keys(record))
-            current = self._view(record, fresh)
+            current = self._view(record, await self._probe_recheck(record))
             view.append(current)
             findings = self.c.analyze(current, self.c.clock())
             mine = [f for f in findings if f.instance == record.failed]
@@ -674,7 +707,7 @@ class RecoveryPipeline:
         async def body() -> StepResult:
             view = fresh
             if view is None:  # resumed after the re-check: look again (read-only)
-                view = self._view(record, await self.c.probe(self._recheck_keys(record)))
+                view = self._view(record, await self._probe_recheck(record))
             rules = await self.c.rules()
             now = self.c.clock()
             if record.kind is RecoveryKind.INTERMEDIATE_MASTER:

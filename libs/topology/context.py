@@ -53,7 +53,7 @@ class AnalysisParams(BaseModel):
     # BatonHeartbeatPeriodsSilent: a replica that has received nothing (no event, no heartbeat) for more
     # than this many heartbeat periods no longer hears from its master, whatever its IO thread says.
     # 0 turns the rule off (the IO-thread rule alone).
-    heartbeat_periods_silent: float = 3.0
+    heartbeat_periods_silent: float = 2.0
 
     @property
     def locked_semi_sync_seconds(self) -> float:

@@ -22,7 +22,7 @@ from libs.config.derive import (
     topology_credentials,
 )
 from libs.models import InstanceKey, InstanceSnapshot, MasterRecord, utcnow
-from libs.mysql import ConnectionPool, probe
+from libs.mysql import ConnectionPool, ProbeSettings, probe
 from libs.mysql.fenced import action_pool
 from libs.recovery.audit import RecoveryKind
 from libs.recovery.control import ControlState
@@ -38,9 +38,10 @@ from libs.recovery.options import (
     SettingsHooks,
     candidate_rules,
     execution_options,
+    failed_master_timeout,
     parse_registered,
 )
-from libs.recovery.pipeline import Collaborators, RefreshFn, StepHook
+from libs.recovery.pipeline import Collaborators, ProbeFn, RefreshFn, StepHook
 from libs.recovery.policy import Policy
 from libs.recovery.store import KVRecordStore
 from libs.recovery.writeable import NonWriteableMaster
@@ -73,15 +74,27 @@ def build_collaborators(
         connect_timeout=pset.connect_timeout,
         statement_timeout=min(float(settings.MySQLTopologyReadTimeoutSeconds), options.statement_timeout_s),
     )
+    # The failed master's connections: short connect (and probe read) timeouts, so a hung one costs
+    # little (the re-check does not wait for its probe anyway, see RecoveryPipeline._probe_recheck).
+    quick = failed_master_timeout(settings)
+    quick_pset = pset.model_copy(
+        update={"connect_timeout": quick, "read_timeout": min(pset.read_timeout, quick)}
+    )
+    failed_probe_pool = ConnectionPool(connect_timeout=quick, read_timeout=quick_pset.read_timeout)
+    failed_act_pool = action_pool(
+        connect_timeout=quick,
+        statement_timeout=min(float(settings.MySQLTopologyReadTimeoutSeconds), options.statement_timeout_s),
+    )
     params = analysis_params(settings)
 
-    async def do_probe(keys: Sequence[InstanceKey]) -> Mapping[InstanceKey, InstanceSnapshot]:
-        snaps = await asyncio.gather(
-            *(probe(k, creds, pset, pool=probe_pool, prober="recovery") for k in keys)
-        )
-        for snap in snaps:
-            memory.add(snap)
-        return {s.key: s for s in snaps}
+    def prober(pool: ConnectionPool, ps: ProbeSettings) -> ProbeFn:
+        async def do_probe(keys: Sequence[InstanceKey]) -> Mapping[InstanceKey, InstanceSnapshot]:
+            snaps = await asyncio.gather(*(probe(k, creds, ps, pool=pool, prober="recovery") for k in keys))
+            for snap in snaps:
+                memory.add(snap)
+            return {s.key: s for s in snaps}
+
+        return do_probe
 
     def do_analyze(view: ClusterView, now: datetime) -> list[Finding]:
         return analyze(view, now, params, memory.history)
@@ -90,11 +103,17 @@ def build_collaborators(
         return candidate_rules(settings, parse_registered(await _candidates(js), utcnow()))
 
     return Collaborators(
-        probe=do_probe,
+        probe=prober(probe_pool, pset),
+        probe_failed=prober(failed_probe_pool, quick_pset),
         analyze=do_analyze,
         rules=rules,
         executor=MySQLExecutor(
-            act_pool, creds, replication_credentials(settings), options, downtime=KVDowntimeWriter(js)
+            act_pool,
+            creds,
+            replication_credentials(settings),
+            options,
+            downtime=KVDowntimeWriter(js),
+            failed_pool=failed_act_pool,
         ),
         hooks=SettingsHooks(settings),
         events=NatsEventSink(js),

@@ -52,9 +52,11 @@ async def wait_until(what: str, check, timeout: float = 30.0, every: float = 0.2
 
 
 @contextlib.asynccontextmanager
-async def run_baton_up(tmp_path: Path, config: dict[str, object]) -> AsyncIterator[tuple[str, Path]]:
-    """`baton up --sandbox --config <config>` as one subprocess; stopped with SIGTERM, which must exit
-    0 and leave no sandbox server behind. Yields the API URL and the state dir."""
+async def run_baton_up(
+    tmp_path: Path, config: dict[str, object], *extra: str
+) -> AsyncIterator[tuple[str, Path]]:
+    """`baton up --sandbox --config <config> [extra]` as one subprocess; stopped with SIGTERM, which
+    must exit 0 and leave no sandbox server behind. Yields the API URL and the state dir."""
     port = free_port()
     config_file = tmp_path / "baton.json"
     config_file.write_text(json.dumps(config))
@@ -70,6 +72,7 @@ async def run_baton_up(tmp_path: Path, config: dict[str, object]) -> AsyncIterat
         str(state),
         "--listen",
         f"127.0.0.1:{port}",
+        *extra,
     ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "libs.cli", *argv], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT

@@ -88,7 +88,12 @@ def test_a_replica_that_stops_hearing_from_an_unreachable_master_votes_it_dead()
     def codes(at: float) -> list[Analysis]:
         view = fleet.view("m:3306")
         assert view is not None
-        return [f.code for f in analyze(view, NOW + timedelta(seconds=at), AnalysisParams(), fleet.history)]
+        return [
+            f.code
+            for f in analyze(
+                view, NOW + timedelta(seconds=at), AnalysisParams(heartbeat_periods_silent=3.0), fleet.history
+            )
+        ]
 
     for second in (3, 4, 5):  # nothing received since 2 s: 3 s of silence is not more than 3 periods
         fleet.fold(replica(second, 3))
@@ -96,7 +101,9 @@ def test_a_replica_that_stops_hearing_from_an_unreachable_master_votes_it_dead()
     fleet.fold(replica(5.5, 3))
     view = fleet.view("m:3306")
     assert view is not None
-    (finding,) = analyze(view, NOW + timedelta(seconds=5.6), AnalysisParams(), fleet.history)
+    (finding,) = analyze(
+        view, NOW + timedelta(seconds=5.6), AnalysisParams(heartbeat_periods_silent=3.0), fleet.history
+    )
     assert finding.code is Analysis.DEAD_MASTER
     assert (finding.silent_replicas, finding.connected_replicas) == (1, 0)
     assert "1/1 replicas received no heartbeat for 3.5s (period 1s)" in finding.reason

@@ -83,11 +83,11 @@ def test_baton_defaults() -> None:
     assert settings.read_model_url().get_secret_value() == "sqlite+aiosqlite:///.baton/baton.db"
     assert settings.kv_master_prefix == "mysql/master/"
     assert settings.locked_semi_sync_master_seconds == 10
-    assert settings.BatonHeartbeatPeriodsSilent == 3.0
+    assert settings.BatonHeartbeatPeriodsSilent == 2.0
 
 
 def test_heartbeat_periods_reach_the_analysis() -> None:
-    assert analysis_params(Settings()).heartbeat_periods_silent == 3.0
+    assert analysis_params(Settings()).heartbeat_periods_silent == 2.0
     assert analysis_params(Settings(BatonHeartbeatPeriodsSilent=0)).heartbeat_periods_silent == 0.0
     assert analysis_params(Settings(BatonHeartbeatPeriodsSilent=5)).heartbeat_periods_silent == 5.0
 

@@ -1,0 +1,176 @@
+"""Hung master: SIGSTOP the master → `GET /api/master/<alias>` names a new writable master.
+
+A hung server (SIGSTOP: a frozen VM, a stuck kernel) is harder than a crash: TCP still connects, nothing
+answers, and the replicas' IO threads say "Yes" until their `slave_net_timeout`. Each run starts
+`baton up --sandbox --slave-net-timeout N` (embedded NATS, SQLite, 4-node MariaDB sandbox with 1 s
+heartbeats; `DetectClusterAliasQuery` = `SELECT 'bench'`, InstancePollSeconds 1) as one subprocess,
+waits until the API names the master, SIGSTOPs it and polls `master/bench` every 5 ms until it names
+another server with `ReadOnly: false`; then SIGCONTs the old master before `baton up` stops. Runs at
+slave_net_timeout 2 and 60: the time must not depend on it. Where the time goes comes from the recovery
+record in `baton_recoveries` (read through the embedded NATS): detection (stop → analyzer's decision),
+recovery (→ baton_masters written), API (→ `master/bench` shows it). Writes the `hung_master` section of
+docs/benchmarks.md. SIGINT/SIGTERM SIGCONT the master and stop the current `baton up` (and so its
+sandbox) before exiting.
+
+    .venv/bin/python bench/hung_master.py [runs per timeout, default 5] [--no-write]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+import nats.js.errors
+
+from bench.failover_mttr import p95, write_doc
+from bench.master_discovery import END as DISCOVERY_END
+from bench.master_discovery import _key, _master, discovered, guarded_run
+from libs.bus.connection import connect
+from libs.bus.provision import RECOVERIES
+from libs.bus.subjects import kv_key
+from libs.models import utcnow
+from libs.recovery.audit import RecoveryRecord
+from tests.integration.e2e.test_baton_up import run_baton_up, wait_until
+
+BEGIN = "<!-- hung_master: begin (written by bench/hung_master.py) -->"
+END = "<!-- hung_master: end -->"
+TIMEOUTS = (2, 60)
+TARGET_S = 2.5
+PARTS = ("total", "detection", "recovery", "api")
+
+
+async def _record(state: Path, alias: str, within: float) -> RecoveryRecord:
+    """The closed recovery record of `alias`, from the embedded NATS of `baton up`."""
+    port = json.loads((state / "up.json").read_text())["nats_port"]
+    bus = await connect([f"nats://127.0.0.1:{port}"], "bench-hung-master")
+    try:
+        kv = await bus.js.key_value(RECOVERIES)
+        deadline = time.monotonic() + within
+        while True:
+            with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+                entry = await kv.get(kv_key(alias))
+                record = RecoveryRecord.model_validate_json(entry.value or b"{}")
+                if not record.active:
+                    return record
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no closed recovery of {alias} within {within:g}s")
+            await asyncio.sleep(0.1)
+    finally:
+        await bus.close()
+
+
+def _s(a: datetime | None, b: datetime | None) -> float:
+    return (b - a).total_seconds() if a is not None and b is not None else float("nan")
+
+
+async def one_run(base: Path, net_timeout: int, i: int) -> dict[str, float]:
+    run_dir = base / f"snt{net_timeout}-{i}"
+    run_dir.mkdir(parents=True)
+    config = {"DetectClusterAliasQuery": "SELECT 'bench'", "InstancePollSeconds": 1}
+    async with (
+        run_baton_up(run_dir, config, "--slave-net-timeout", str(net_timeout)) as (api, state),
+        httpx.AsyncClient(base_url=api, timeout=5) as http,
+    ):
+        master, pid = await discovered(http, state)
+        try:
+            stopped_at = utcnow()
+            stopped = time.monotonic()
+            os.kill(pid, signal.SIGSTOP)
+
+            async def moved() -> bool:
+                doc = await _master(http)
+                return doc is not None and _key(doc) != master and doc["ReadOnly"] is False
+
+            await wait_until("a new writable master in master/bench", moved, 90, 0.005)
+            total = time.monotonic() - stopped
+            seen_at = utcnow()
+            record = await _record(state, "bench", 30)
+        finally:
+            os.kill(pid, signal.SIGCONT)  # before baton up stops its sandbox
+    return {
+        "total": total,
+        "detection": _s(stopped_at, record.detected_at),
+        "recovery": _s(record.detected_at, record.published_at),
+        "api": _s(record.published_at, seen_at),
+        "decision+execution": _s(record.started_at, record.promoted_at),
+    }
+
+
+def _med(values: list[dict[str, float]], part: str) -> float:
+    return statistics.median(v[part] for v in values)
+
+
+def section(results: dict[int, list[dict[str, float]]], load: tuple[float, float, float]) -> str:
+    lines = [
+        BEGIN,
+        "## Hung master: SIGSTOP → `GET /api/master/<alias>` names the new writable master",
+        "",
+        "`bench/hung_master.py`: `baton up --sandbox --slave-net-timeout N` (one process: embedded NATS,",
+        "SQLite, 4-node MariaDB 10.11 sandbox with 1 s replication heartbeats, every service; poll 1 s,",
+        "1 s probe timeouts), alias from `DetectClusterAliasQuery`; the master is SIGSTOPped and",
+        "`master/<alias>` polled every 5 ms (SIGCONT after each run). Split from the recovery record:",
+        "detection (stop → DeadMaster decided), recovery (→ baton_masters written), API (→ `master/<alias>`",
+        "shows it). The replicas' IO threads still say Yes for `slave_net_timeout`: DeadMaster comes from",
+        "their silent heartbeats, so the figure must not depend on it.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores; load average at the end "
+        f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}.",
+        "",
+        "| slave_net_timeout | runs | median | p95 | max | detection | recovery | API | target |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for net_timeout, values in results.items():
+        ms = [v["total"] * 1e3 for v in values]
+        lines.append(
+            f"| {net_timeout} s | {len(ms)} | {statistics.median(ms):.0f} ms | {p95(ms):.0f} ms "
+            f"| {max(ms):.0f} ms | {_med(values, 'detection') * 1e3:.0f} ms "
+            f"| {_med(values, 'recovery') * 1e3:.0f} ms | {_med(values, 'api') * 1e3:.0f} ms "
+            f"| ≤ {TARGET_S * 1e3:.0f} ms median |"
+        )
+    lines += ["", "Detection, recovery and API are medians of each part.", "", END]
+    return "\n".join(lines)
+
+
+async def main(runs: int, write: bool) -> None:
+    results: dict[int, list[dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="baton-bench-hung-") as tmp:
+        for net_timeout in TIMEOUTS:
+            results[net_timeout] = []
+            for i in range(runs):
+                run = await one_run(Path(tmp), net_timeout, i)
+                results[net_timeout].append(run)
+                parts = ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in run.items())
+                print(f"slave_net_timeout {net_timeout}s run {i + 1}/{runs}: {parts}", flush=True)
+    for net_timeout, values in results.items():
+        median = _med(values, "total")
+        print(
+            f"slave_net_timeout {net_timeout}s: median {median * 1e3:.0f} ms, "
+            f"p95 {p95([v['total'] for v in values]) * 1e3:.0f} ms "
+            f"(target {TARGET_S * 1e3:.0f} ms: ratio {median / TARGET_S:.2f}); medians "
+            + ", ".join(f"{p} {_med(values, p) * 1e3:.0f} ms" for p in PARTS[1:])
+        )
+    text = section(results, os.getloadavg())
+    print(text)
+    if write:
+        write_doc(text, BEGIN, END, after=DISCOVERY_END)
+
+
+def run() -> None:
+    # a signal unwinds one_run: SIGCONT to the master, then SIGTERM to baton up (which stops its sandbox)
+    guarded_run(main, 5, "interrupted: the master continued, baton up and its sandbox stopped")
+
+
+if __name__ == "__main__":
+    run()
