@@ -35,6 +35,7 @@ from libs.bus.subjects import kv_key
 from libs.kv.layout import cluster_master_kv_pairs
 from libs.models import InstanceKey, MasterRecord
 from libs.recovery.masters import master_record
+from libs.topology.succession import newest_record_naming
 from libs.topology.view import ClusterView, InstanceState
 
 
@@ -81,9 +82,9 @@ def recorded(view: ClusterView, records: Mapping[str, MasterRecord]) -> tuple[st
     key = kv_key(view.alias)
     if key in records:
         return key, records[key]
-    naming = [(k, r) for k, r in records.items() if r.master in view.by_key]
-    if naming:
-        return max(naming, key=lambda kr: (kr[1].epoch, kr[1].updated_at, kr[0]))
+    newest = newest_record_naming(view, records.values())
+    if newest is not None:
+        return kv_key(newest.alias), newest
     return key, None
 
 

@@ -79,6 +79,13 @@ def live_master(
     return (writable or live)[0]
 
 
+def newest_record_naming(view: ClusterView, records: Iterable[MasterRecord]) -> MasterRecord | None:
+    """The newest record naming one of the cluster's members as master (under whatever key: a
+    cluster with no alias is recorded under the name it had before its failovers)."""
+    held = [r for r in records if r.master in view.by_key]
+    return max(held, key=lambda r: (r.epoch, r.updated_at), default=None)
+
+
 def has_live_top(view: ClusterView, now: datetime, stale_after: timedelta) -> bool:
     return any(s.is_valid(now, stale_after) for s in tops(view))
 
@@ -124,10 +131,7 @@ class Directory:
         return list(dict.fromkeys(names))
 
     def record_of(self, view: ClusterView) -> MasterRecord | None:
-        """The newest record naming one of the cluster's members as master (under whatever key: a
-        cluster with no alias is recorded under the name it had before its failovers)."""
-        held = [r for r in self.records.values() if r.master in view.by_key]
-        return max(held, key=lambda r: (r.epoch, r.updated_at), default=None)
+        return newest_record_naming(view, self.records.values())
 
     def master(self, view: ClusterView, now: datetime, stale_after: timedelta) -> InstanceState | None:
         return live_master(view, now, stale_after, self.record_of(view))

@@ -8,6 +8,7 @@ from datetime import timedelta
 from fastapi import Request
 
 from libs.models import InstanceKey
+from libs.topology.succession import Directory
 from libs.topology.view import ClusterView, InstanceState
 from services.api.envelope import ApiError, bad_request, not_found
 from services.api.numbers import is_number
@@ -54,9 +55,9 @@ def known(rt: Runtime, key: InstanceKey) -> tuple[InstanceState, ClusterView]:
     return state, view
 
 
-def cluster(rt: Runtime, name: str) -> ClusterView:
+def cluster(rt: Runtime, name: str, directory: Directory | None = None) -> ClusterView:
     """A cluster by alias, name or member instance; 404 when unknown."""
-    view = rt.directory().find(name)
+    view = (directory or rt.directory()).find(name)
     if view is None:
         raise not_found(f"cluster {name}")
     return view

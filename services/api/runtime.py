@@ -62,6 +62,7 @@ class Runtime:
         self._store: Store | None = None
         self.projector: Projector | None = None
         self.mirrors: dict[str, KVMirror] = {}
+        self._records: tuple[int, list[MasterRecord]] = (-1, [])
 
     @property
     def bus(self) -> Bus:
@@ -127,12 +128,15 @@ class Runtime:
         mirror = self.mirrors.get(buckets.MASTERS)
         if mirror is None:
             return []
+        if self._records[0] == mirror.version:  # decoded once per change, not once per request
+            return self._records[1]
         out: list[MasterRecord] = []
         for kv_name, raw in mirror.entries.items():
             try:
                 out.append(MasterRecord.model_validate_json(raw))
             except ValidationError:
                 log.warning("baton_masters/%s: undecodable record ignored", kv_name)
+        self._records = (mirror.version, out)
         return out
 
     def directory(self) -> Directory:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 
 from libs.topology.analysis import analyze
 from libs.topology.render import ascii_tree, tabulated_tree
-from libs.topology.succession import tops
+from libs.topology.succession import Directory, tops
 from libs.topology.view import ClusterView
 from services.api import deps
 from services.api.auth import reader
@@ -36,10 +36,10 @@ def _instances(request: Request, view: ClusterView) -> list[dict[str, Any]]:
     return [deps.instance_doc(rt, s, view) for s in view.instances]
 
 
-def _master_doc(request: Request, view: ClusterView) -> dict[str, Any] | None:
+def _master_doc(request: Request, view: ClusterView, directory: Directory) -> dict[str, Any] | None:
     """The cluster's live master (libs/topology/succession.py): never a server that does not answer."""
     rt = deps.runtime(request)
-    master = rt.directory().master(view, rt.now(), rt.params.stale_after)
+    master = directory.master(view, rt.now(), rt.params.stale_after)
     return deps.instance_doc(rt, master, view) if master is not None else None
 
 
@@ -119,8 +119,10 @@ async def instance_replicas(request: Request, host: str, port: str) -> list[dict
 
 @router.get("/master/{name}", summary="The master of a cluster")
 async def master(request: Request, name: str) -> Any:
-    view = deps.cluster(deps.runtime(request), name)
-    doc = _master_doc(request, view)
+    rt = deps.runtime(request)
+    directory = rt.directory()
+    view = deps.cluster(rt, name, directory)
+    doc = _master_doc(request, view, directory)
     if doc is None:
         down = ", ".join(str(s.key) for s in tops(view))
         raise not_found(f"master of cluster {view.name}: no live master ({down} not answering)")
@@ -129,7 +131,8 @@ async def master(request: Request, name: str) -> Any:
 
 @router.get("/masters", summary="The master of every cluster")
 async def masters(request: Request) -> list[dict[str, Any]]:
-    docs = (_master_doc(request, v) for v in deps.runtime(request).views())
+    directory = deps.runtime(request).directory()  # built once, not once per cluster
+    docs = (_master_doc(request, v, directory) for v in directory.views)
     return [d for d in docs if d is not None]
 
 
