@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from libs.bus.server import NatsServer
-from libs.models.commands import CommandStatus
+from libs.models.operator import CommandStatus
 from libs.recovery.audit import Outcome
 from libs.sandbox import SANDBOX_DB, Sandbox
 from libs.sandbox.server import ensure_template

@@ -34,9 +34,9 @@ EXIT_USAGE = 2
 def _register() -> None:
     """Attach the command groups. Imported lazily so `baton --help` stays fast and import errors of one
     area cannot break the others."""
-    from libs.cli import commands
+    from libs.cli import groups
 
-    commands.register(app)
+    groups.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,7 @@ the API on 127.0.0.1:3000. `--sandbox` also starts a local MariaDB topology (1 m
 discovers it and opts it into automated recovery. SIGINT/SIGTERM stop everything cleanly (sandbox
 servers included); a restart with the same `--state-dir` resumes from what NATS and SQLite kept.
 
-Each service runs through its `serve(settings, stop)` (libs.runner), exactly as `python -m
+Each service runs through its `serve(settings, stop)` (libs.service_main), exactly as `python -m
 services.<name>` runs it alone.
 """
 
@@ -28,10 +28,10 @@ from rich.console import Console
 from libs.bus.server import NatsServer, free_port
 from libs.config import Settings, load_settings
 from libs.errors import BatonError
-from libs.runner import install_signal_handlers
 from libs.sandbox import Sandbox
 from libs.sandbox.server import port_is_free
 from libs.sandbox.spec import master_replicas
+from libs.service_main import install_signal_handlers
 from libs.telemetry import setup_telemetry
 
 log = logging.getLogger("baton.up")

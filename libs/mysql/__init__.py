@@ -1,5 +1,5 @@
 """MySQL/MariaDB access: dialects, the one-round-trip probe, pooled connections, and the fenced execute
-(fenced.py) behind the replication commands (commands.py)."""
+(fenced.py) behind the replication commands (replication.py)."""
 
 from libs.mysql.connection import ConnectionPool, Credentials, MySQLConnection, ProbeSettings, default_pool
 from libs.mysql.dialect import Dialect, dialect_for, normalize_replication_row, parse_version

@@ -1,7 +1,7 @@
 """The fenced execute: how the recovery leader sends every statement to MySQL.
 
 Failover, graceful takeover, old-master fencing and manual operations all act through a `FencedSession`
-(one instance, one fence, one time limit), via the replication commands of `libs.mysql.commands`:
+(one instance, one fence, one time limit), via the replication commands of `libs.mysql.replication`:
 
 - **fenced to the last statement**: `fence.check()` runs immediately before each statement is sent
   (after the connection was checked or re-opened), so a leader whose lease lapsed sends nothing more:

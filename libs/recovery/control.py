@@ -36,7 +36,7 @@ from libs.bus.connection import bus_errors
 from libs.bus.provision import BLOCKS, DOWNTIME, SETTINGS
 from libs.bus.subjects import kv_key, kv_key_decode
 from libs.models import InstanceKey
-from libs.models.commands import GLOBAL_RECOVERIES_KEY, BlockedRecovery, GlobalRecoveries
+from libs.models.operator import GLOBAL_RECOVERIES_KEY, BlockedRecovery, GlobalRecoveries
 from libs.recovery.audit import RecoveryRecord
 from libs.recovery.downtime import Downtime
 from libs.topology.detection import Detection

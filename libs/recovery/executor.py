@@ -2,7 +2,7 @@
 `FencedSession` (libs/mysql/fenced.py), which checks the fence immediately before sending it and bounds it
 by `ExecutionOptions.statement_timeout_s` (below the lease TTL); long waits are sent as slices of at most
 0.5 s. A leader that lost the lease stops at once: only a statement already sent may still complete on
-the server, within its time limit. The SQL itself lives in `libs.mysql.commands`.
+the server, within its time limit. The SQL itself lives in `libs.mysql.replication`.
 
 Per-target failures of a step over several instances are returned, not raised: a replica that cannot
 be repointed is lost (and recorded), the recovery goes on. A failure on a `required` target (the
@@ -30,7 +30,9 @@ from typing import Protocol
 
 from libs.errors import LeadershipLost, ReplicationCommandError
 from libs.models import InstanceKey, IOThreadState, ReplicationStatus, utcnow
-from libs.mysql.commands import (
+from libs.mysql.connection import ConnectionPool, Credentials, MySQLError
+from libs.mysql.fenced import FencedSession
+from libs.mysql.replication import (
     applied_gtid_position,
     apply_relay_log,
     binlog_gtid_position,
@@ -45,8 +47,6 @@ from libs.mysql.commands import (
     stop_replication,
     wait_gtid,
 )
-from libs.mysql.connection import ConnectionPool, Credentials, MySQLError
-from libs.mysql.fenced import FencedSession
 from libs.recovery.audit import RecoveryRecord, StepOutcome
 from libs.recovery.downtime import DowntimeWriter, lost_downtime
 from libs.recovery.fence import Fence

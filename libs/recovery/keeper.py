@@ -34,10 +34,10 @@ from libs.bus.subjects import audit_subject, cmd_subject
 from libs.errors import BatonError, BusError, LeadershipLost
 from libs.kv.layout import DEFAULT_PREFIX
 from libs.models import Event, InstanceKey, MasterRecord, utcnow
-from libs.models.commands import KV_RECONCILE, KVPUBLISHER_SERVICE
-from libs.recovery.events import SOURCE
+from libs.models.operator import KV_RECONCILE, KVPUBLISHER_SERVICE
 from libs.recovery.fence import Fence
 from libs.recovery.masters import MasterBook
+from libs.recovery.recovery_events import SOURCE
 from libs.recovery.seeding import Action, Decision, decide, kv_pairs, seeds
 from libs.topology.view import ClusterView, InstanceState, group_clusters
 

@@ -28,15 +28,15 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from libs.models import InstanceKey
-from libs.models.commands import AckScope, CommandReply, CommandRequest, CommandStatus, RecoveryAcknowledged
+from libs.models.operator import AckScope, CommandReply, CommandRequest, CommandStatus, RecoveryAcknowledged
 from libs.recovery.audit import FORCE_MASTER_FAILOVER, GRACEFUL, Outcome, RecoveryRecord, new_record
 from libs.recovery.control import Block, ControlState, Deferred, blocked_attempts
-from libs.recovery.events import AckPublisher
 from libs.recovery.fence import Fence
 from libs.recovery.gates import HANDLED_CODES, MASTER_FAILOVER_CODES
 from libs.recovery.keeper import MasterKeeper
 from libs.recovery.old_master import OldMasterFencer
 from libs.recovery.pipeline import RecoveryPipeline
+from libs.recovery.recovery_events import AckPublisher
 from libs.recovery.takeover import takeover_plan
 from libs.topology.analysis import Finding
 from libs.topology.codes import Analysis

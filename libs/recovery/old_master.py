@@ -34,13 +34,13 @@ from enum import Enum
 from libs.errors import LeadershipLost, ReplicationCommandError
 from libs.models import InstanceKey, utcnow
 from libs.mysql import ConnectionPool, Credentials
-from libs.mysql.commands import read_only_flags, set_read_only
 from libs.mysql.fenced import FencedSession, action_pool
+from libs.mysql.replication import read_only_flags, set_read_only
 from libs.recovery.audit import Outcome, RecoveryKind, RecoveryRecord
-from libs.recovery.events import EventSink
 from libs.recovery.fence import Fence
 from libs.recovery.fence_watch import FenceStore, FenceWatch
-from libs.recovery.store import RecordStore
+from libs.recovery.record_store import RecordStore
+from libs.recovery.recovery_events import EventSink
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ import nats.errors
 from libs.errors import BatonError, BusError, LeadershipLost, StaleEpoch
 from libs.hooks import HookContext, HookKind, HookResult, failed
 from libs.models import InstanceKey, InstanceSnapshot, PromotionRule, utcnow
-from libs.models.commands import RecoveryAcknowledged
+from libs.models.operator import RecoveryAcknowledged
 from libs.recovery.audit import (
     FORCE_MASTER_FAILOVER,
     Outcome,
@@ -46,7 +46,6 @@ from libs.recovery.audit import (
     new_record,
 )
 from libs.recovery.control import ControlState
-from libs.recovery.events import AckPublisher, EventSink
 from libs.recovery.executor import Executor, StepResult
 from libs.recovery.fence import Fence
 from libs.recovery.gates import (
@@ -58,6 +57,8 @@ from libs.recovery.gates import (
 )
 from libs.recovery.masters import MasterPublisher, master_record
 from libs.recovery.policy import Policy, block_for
+from libs.recovery.record_store import ClusterBusy, RecordStore
+from libs.recovery.recovery_events import AckPublisher, EventSink
 from libs.recovery.steps import (
     ExecutionOptions,
     StepKind,
@@ -69,7 +70,6 @@ from libs.recovery.steps import (
     relocation_steps,
     takeover_steps,
 )
-from libs.recovery.store import ClusterBusy, RecordStore
 from libs.recovery.takeover import takeover_plan, takeover_summary
 from libs.topology.analysis import Finding
 from libs.topology.candidate import choose_candidate, fallback_plan

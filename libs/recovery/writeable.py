@@ -25,8 +25,8 @@ import asyncio
 from libs.errors import LeadershipLost
 from libs.hooks import HookKind
 from libs.mysql import ConnectionPool, Credentials
-from libs.mysql.commands import set_read_only
 from libs.mysql.fenced import FencedSession
+from libs.mysql.replication import set_read_only
 from libs.recovery.audit import Outcome, RecoveryRecord, StepOutcome
 from libs.recovery.executor import StepResult
 from libs.recovery.fence import Fence

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from libs.runner import service_main
+from libs.service_main import service_main
 from services.analyzer.service import serve
 
 if __name__ == "__main__":

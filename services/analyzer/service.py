@@ -39,7 +39,7 @@ from libs.config.derive import analysis_params
 from libs.errors import BusError
 from libs.models import InstanceKey, InstanceSnapshot, utcnow
 from libs.models.events import Event
-from libs.runner import require_nats
+from libs.service_main import require_nats
 from libs.telemetry import instruments
 from libs.topology.analysis import Finding, analyze
 from libs.topology.detection import Detection, DetectionState
@@ -378,7 +378,7 @@ async def _wait(event: asyncio.Event, timeout_s: float, what: str) -> None:
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Run one analyzer until `stop` is set (libs.runner's contract)."""
+    """Run one analyzer until `stop` is set (libs.service_main's contract)."""
     require_nats(settings, "analyzer")
     analyzer = Analyzer(settings)
     await analyzer.start()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from libs.runner import Serve, service_main
+from libs.service_main import Serve, service_main
 from services.api.serve import serve_with
 
 

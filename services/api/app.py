@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from libs.config import Settings
 from services.api import envelope
 from services.api.auth import Authenticator
-from services.api.routes import audit, baton, events, health, instances, read, recovery, ui
+from services.api.routes import audit, baton, event_stream, health, instances, read, recovery, ui
 from services.api.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = rt
     app.state.auth = Authenticator(settings)
     envelope.install(app)
-    for module in (health, read, instances, recovery, audit, baton, events, ui):
+    for module in (health, read, instances, recovery, audit, baton, event_stream, ui):
         app.include_router(module.router)
     app.add_middleware(StripTrailingSlash)
     return app

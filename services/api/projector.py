@@ -27,7 +27,7 @@ from libs.aio import cancel_all
 from libs.bus.messages import Consumer
 from libs.store import Store
 from libs.store import projection as proj
-from services.api.fleet import Fleet
+from services.api.fleet_views import Fleet
 from services.api.hub import Hub, LiveEvent
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,12 @@ from libs.bus.subjects import kv_key_decode
 from libs.config import Settings
 from libs.config.derive import analysis_params
 from libs.models import InstanceKey, MasterRecord, utcnow
-from libs.models.commands import GLOBAL_RECOVERIES_KEY, CandidateRecord, GlobalRecoveries
+from libs.models.operator import GLOBAL_RECOVERIES_KEY, CandidateRecord, GlobalRecoveries
 from libs.recovery.downtime import Downtime
 from libs.store import Store, open_store, queries
 from libs.topology.succession import Directory, follow_masters
 from libs.topology.view import ClusterView
-from services.api.fleet import Fleet
+from services.api.fleet_views import Fleet
 from services.api.hub import Hub
 from services.api.kvmirror import KVMirror
 from services.api.projector import Projector

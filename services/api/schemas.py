@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from libs.models import Event, InstanceSnapshot, MasterRecord, ProbeNowReply, ProbeNowRequest
-from libs.models.commands import (
+from libs.models.operator import (
     CandidateRecord,
     CommandReply,
     CommandRequest,

@@ -1,4 +1,4 @@
-"""Run the API (projector + HTTP server) until `stop` is set: libs.runner's `serve` contract."""
+"""Run the API (projector + HTTP server) until `stop` is set: libs.service_main's `serve` contract."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import uvicorn
 from libs.aio import cancel_and_wait
 from libs.config import Settings
 from libs.errors import ConfigError
-from libs.runner import Serve, require_nats
+from libs.service_main import Serve, require_nats
 from services.api.app import create_app
 from services.api.numbers import is_number
 from services.api.runtime import Runtime

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from libs.kv.consul import DEFAULT_TIMEOUT
-from libs.runner import Serve, service_main
+from libs.service_main import Serve, service_main
 from services.kvpublisher.service import serve_with
 
 

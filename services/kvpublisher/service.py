@@ -37,12 +37,12 @@ from libs.config import Settings
 from libs.errors import BusError
 from libs.kv.base import MasterKVStore
 from libs.kv.consul import DEFAULT_TIMEOUT
-from libs.models.commands import KV_RECONCILE
 from libs.models.events import NODE_NAME, Event, MasterRecord
-from libs.runner import Serve, require_nats
+from libs.models.operator import KV_RECONCILE
+from libs.service_main import Serve, require_nats
+from services.kvpublisher.audit_events import AUDIT_KIND, SOURCE
 from services.kvpublisher.backoff import Backoff
 from services.kvpublisher.config import build_stores, reconcile_seconds, select_data_centers
-from services.kvpublisher.events import AUDIT_KIND, SOURCE
 from services.kvpublisher.worker import DCWorker
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class KVPublisher:
 def serve_with(
     *, dcs: Sequence[str] = (), reconcile: float | None = None, consul_timeout: float = DEFAULT_TIMEOUT
 ) -> Serve:
-    """A `serve(settings, stop)` (libs.runner's contract) for the given DCs (default: all configured)."""
+    """A `serve(settings, stop)` (libs.service_main) for the given DCs (default: all configured)."""
 
     async def serve(settings: Settings, stop: asyncio.Event) -> None:
         require_nats(settings, "kvpublisher")

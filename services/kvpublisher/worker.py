@@ -28,7 +28,7 @@ from libs.errors import KVError, StaleEpoch
 from libs.kv.base import MasterKVStore, PublishOutcome
 from libs.kv.layout import cluster_alias
 from libs.models.events import Event, MasterRecord, utcnow
-from services.kvpublisher import events
+from services.kvpublisher import audit_events
 from services.kvpublisher.backoff import Backoff
 from services.kvpublisher.pending import Offer, Pending, PendingQueue
 from services.kvpublisher.status import DCStatus
@@ -161,7 +161,7 @@ class DCWorker:
             self.state.success(utcnow(), record.cluster, result.value, record.epoch, written=written)
             if written:
                 self._report(
-                    events.published_event(
+                    audit_events.published_event(
                         self.dc,
                         record,
                         result,
@@ -182,7 +182,7 @@ class DCWorker:
         self.state.failure(utcnow(), entry.record.cluster, error)
         log.warning("kvpublisher %s: %s (retry in %ss)", self.dc, error, retry_in)
         self._report(
-            events.failed_event(
+            audit_events.failed_event(
                 self.dc,
                 entry.record,
                 error,
@@ -198,7 +198,7 @@ class DCWorker:
     def _failed_for_good(self, record: MasterRecord, trigger: str, error: str) -> None:
         self.state.failure(utcnow(), record.cluster, error)
         self._report(
-            events.failed_event(
+            audit_events.failed_event(
                 self.dc,
                 record,
                 error,
@@ -217,7 +217,7 @@ class DCWorker:
         self.state.refused_stale()
         log.info("kvpublisher %s: stale record for %s refused: %s", self.dc, record.cluster, reason)
         self._report(
-            events.stale_event(
+            audit_events.stale_event(
                 self.dc,
                 record,
                 reason,

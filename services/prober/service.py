@@ -17,7 +17,7 @@ from libs.discovery import registry as reg
 from libs.discovery.names import Names
 from libs.errors import BusError
 from libs.models import InstanceKey, InstanceSnapshot
-from libs.runner import require_nats
+from libs.service_main import require_nats
 from libs.topology.shards import shard_of
 from services.prober.config import ProberConfig
 from services.prober.discovery import Discovery
@@ -148,7 +148,7 @@ class ProberWorker:
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Run one worker until `stop` is set (libs.runner's contract)."""
+    """Run one worker until `stop` is set (libs.service_main's contract)."""
     require_nats(settings, "prober")
     config = ProberConfig.from_settings(settings)
     bus = await connect(settings.BatonNatsURLs, f"baton-prober {config.worker_id}")

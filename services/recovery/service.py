@@ -15,7 +15,7 @@ Every process: connects, provisions, remembers snapshots (`SnapshotMemory`), cam
    them again every `retry_s` and after every acknowledgement: orchestrator re-evaluates every second,
    so a recovery refused only for the moment happens once the reason is gone; each remembers its first
    and latest refusal and how many (those refused by a block are `blocked-recoveries`);
-5. answers `baton.cmd.recovery.<verb>` (`commands.py`, `libs/recovery/manual.py`);
+5. answers `baton.cmd.recovery.<verb>` (`verbs.py`, `libs/recovery/manual.py`);
 6. seeds baton_masters: every poll interval, a cluster with a unique live writable master and no
    record gets one, create-only (`libs/recovery/keeper.py`), so Consul knows every master.
 When the term ends (lease lost: cancelled at once; clean stop: running recoveries finish first) the
@@ -47,7 +47,6 @@ from libs.models import utcnow
 from libs.models.events import Event
 from libs.recovery.audit import Outcome, RecoveryRecord
 from libs.recovery.control import Deferred, KVControlState
-from libs.recovery.events import NatsAckPublisher
 from libs.recovery.fence import LeaseFence
 from libs.recovery.fence_watch import KVFenceStore, named_masters
 from libs.recovery.gates import RETRYABLE, Gate, GateContext
@@ -57,11 +56,12 @@ from libs.recovery.old_master import OldMasterFencer, fencer_pool
 from libs.recovery.options import statement_timeout
 from libs.recovery.pipeline import RecoveryPaused, RecoveryPipeline, StepHook
 from libs.recovery.policy import Policy, policy_gates
-from libs.recovery.store import RecordStore
-from libs.runner import require_nats
+from libs.recovery.record_store import RecordStore
+from libs.recovery.recovery_events import NatsAckPublisher
+from libs.service_main import require_nats
 from libs.topology.detection import Detection, DetectionState
-from services.recovery import commands
-from services.recovery.fleet import SnapshotMemory
+from services.recovery import verbs
+from services.recovery.snapshot_memory import SnapshotMemory
 from services.recovery.wiring import build_collaborators, build_keeper
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ class LeaderTerm:
             self.consumer = await consume(
                 self.bus.js, DETECTIONS_ALL, Event, self._on_detection, durable=DURABLE, queue=DURABLE
             )
-            self.subs = await commands.serve(self.bus.nc, self.ops, service)
+            self.subs = await verbs.serve(self.bus.nc, self.ops, service)
             period = max(1.0, float(service.settings.InstancePollSeconds))
             self.tasks = [
                 asyncio.create_task(self.fencer.run(fence), name="old master fencing"),
@@ -382,7 +382,7 @@ async def _recent(store: RecordStore) -> list[RecoveryRecord]:
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Run one recovery process until `stop` is set (libs.runner's contract)."""
+    """Run one recovery process until `stop` is set (libs.service_main's contract)."""
     require_nats(settings, "recovery")
     service = await RecoveryService(settings).start()
     try:

@@ -27,7 +27,6 @@ from libs.mysql.fenced import action_pool
 from libs.recovery.audit import RecoveryKind
 from libs.recovery.control import ControlState
 from libs.recovery.downtime import KVDowntimeWriter
-from libs.recovery.events import AckPublisher, NatsEventSink
 from libs.recovery.executor import MySQLExecutor
 from libs.recovery.fence_watch import KVFenceStore
 from libs.recovery.gates import DEFAULT_GATES, Gate
@@ -43,12 +42,13 @@ from libs.recovery.options import (
 )
 from libs.recovery.pipeline import Collaborators, ProbeFn, RefreshFn, StepHook
 from libs.recovery.policy import Policy
-from libs.recovery.store import KVRecordStore
+from libs.recovery.record_store import KVRecordStore
+from libs.recovery.recovery_events import AckPublisher, NatsEventSink
 from libs.recovery.writeable import NonWriteableMaster
 from libs.topology.analysis import Finding, analyze
 from libs.topology.plan import CandidateRules
 from libs.topology.view import ClusterView
-from services.recovery.fleet import SnapshotMemory
+from services.recovery.snapshot_memory import SnapshotMemory
 
 
 def build_collaborators(

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Request
 
 from libs.bus import provision as buckets
 from libs.models import PromotionRule
-from libs.models.commands import CandidateRecord
+from libs.models.operator import CandidateRecord
 from libs.recovery.downtime import Downtime
-from services.api import commands, deps
+from services.api import deps, dispatch
 from services.api.auth import admin
 from services.api.envelope import ApiError, bad_request, not_found, ok
 from services.api.shapes import key_json
@@ -26,8 +26,8 @@ router = APIRouter(prefix="/api", tags=["orchestrator: instances"], dependencies
 async def discover(request: Request, host: str, port: str) -> Any:
     rt = deps.runtime(request)
     key = deps.parse_key(host, port)
-    await commands.register(rt, key, deps.principal_name(request))
-    snap = await commands.fresh_snapshot(rt, key)
+    await dispatch.register(rt, key, deps.principal_name(request))
+    snap = await dispatch.fresh_snapshot(rt, key)
     if snap is None:
         return ok(f"Registered {key}; no prober answered yet", {"Key": key_json(key)})
     if not snap.reachable:
@@ -45,7 +45,7 @@ async def discover(request: Request, host: str, port: str) -> Any:
 async def async_discover(request: Request, host: str, port: str) -> Any:
     rt = deps.runtime(request)
     key = deps.parse_key(host, port)
-    created = await commands.register(rt, key, deps.principal_name(request))
+    created = await dispatch.register(rt, key, deps.principal_name(request))
     return ok(
         f"Asynchronous discovery initiated for {key}" + ("" if created else " (already known)"),
         {"Key": key_json(key)},
@@ -56,7 +56,7 @@ async def async_discover(request: Request, host: str, port: str) -> Any:
 async def forget(request: Request, host: str, port: str) -> Any:
     rt = deps.runtime(request)
     key = deps.parse_key(host, port)
-    if not await commands.forget(rt, key, deps.principal_name(request)):
+    if not await dispatch.forget(rt, key, deps.principal_name(request)):
         raise not_found(f"instance {key}")
     return ok(f"Instance forgotten: {key}", key_json(key))
 
@@ -77,10 +77,10 @@ async def begin_downtime(
         raise bad_request("owner and reason are mandatory")
     now = rt.now()
     downtime = Downtime(instance=str(key), reason=reason, owner=owner, started_at=now, ends_at=now + length)
-    await commands.kv_put(
+    await dispatch.kv_put(
         rt, buckets.DOWNTIME, str(key), downtime.model_dump_json().encode(), length.total_seconds()
     )
-    await commands.audit(
+    await dispatch.audit(
         rt,
         "downtime",
         "downtime.begin",
@@ -99,8 +99,8 @@ async def end_downtime(request: Request, host: str, port: str) -> Any:
     if not was_down:
         deps.known(rt, key)  # 404 for an instance Baton never heard of
         return ok(f"Instance was not downtimed: {key}", key_json(key))
-    await commands.kv_delete(rt, buckets.DOWNTIME, str(key))
-    await commands.audit(rt, "downtime", "downtime.end", by=deps.principal_name(request), instance=key)
+    await dispatch.kv_delete(rt, buckets.DOWNTIME, str(key))
+    await dispatch.audit(rt, "downtime", "downtime.end", by=deps.principal_name(request), instance=key)
     return ok(f"Downtime ended: {key}", key_json(key))
 
 
@@ -128,10 +128,10 @@ async def register_candidate(request: Request, host: str, port: str, rule: str) 
         expires_at=now + ttl,
         by=deps.principal_name(request),
     )
-    await commands.kv_put(
+    await dispatch.kv_put(
         rt, buckets.CANDIDATES, str(key), record.model_dump_json().encode(), ttl.total_seconds()
     )
-    await commands.audit(
+    await dispatch.audit(
         rt,
         "candidate",
         "candidate.registered",

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 
 from libs.bus import provision as buckets
 from libs.models import InstanceKey
-from libs.models.commands import (
+from libs.models.operator import (
     GLOBAL_RECOVERIES_KEY,
     AckScope,
     BlockedRecovery,
@@ -20,7 +20,7 @@ from libs.models.commands import (
     RecoveryVerb,
 )
 from libs.store import queries
-from services.api import commands, deps
+from services.api import deps, dispatch
 from services.api.auth import admin, reader
 from services.api.envelope import ApiError, not_found, ok
 from services.api.shapes import key_json
@@ -41,7 +41,7 @@ async def _recover(request: Request, verb: RecoveryVerb, key: InstanceKey, dest:
         destination=dest,
         skip_hooks=verb is RecoveryVerb.RECOVER_LITE,
     )
-    reply = await commands.recovery_command(rt, req)
+    reply = await dispatch.recovery_command(rt, req)
     details = key_json(reply.successor) if reply.successor else reply.details
     return ok(reply.message or f"Recovered: {key}", details)
 
@@ -90,8 +90,8 @@ async def _failover(request: Request, verb: RecoveryVerb, name: str, dest: Insta
         alias=view.alias,
         destination=dest,
     )
-    reply = await commands.recovery_command(rt, req)
-    return ok(reply.message or f"{verb.value}: {view.name}", commands.recovery_details(reply))
+    reply = await dispatch.recovery_command(rt, req)
+    return ok(reply.message or f"{verb.value}: {view.name}", dispatch.recovery_details(reply))
 
 
 @router.api_route(
@@ -155,7 +155,7 @@ async def _ack(request: Request, scope: AckScope, comment: str | None, **target:
         comment=text,
         **target,
     )
-    reply = await commands.recovery_command(rt, req)
+    reply = await dispatch.recovery_command(rt, req)
     count = len(reply.acknowledged) if reply.details is None else reply.details
     return ok(reply.message or f"Acknowledged {len(reply.acknowledged)} recoveries", count)
 
@@ -207,7 +207,7 @@ async def _blocked(request: Request, name: str | None) -> Any:
         requested_by=deps.principal_name(request),
         cluster=view.name if view else None,
     )
-    reply = await commands.recovery_command(rt, req)
+    reply = await dispatch.recovery_command(rt, req)
     if not reply.blocked and isinstance(reply.details, list):
         return reply.details
     ids: dict[str, int] = {}
@@ -277,7 +277,7 @@ async def _submit_masters(request: Request, hint: str | None) -> Any:
         cluster=view.name if view else None,
         alias=view.alias if view else None,
     )
-    reply = await commands.recovery_command(rt, req)
+    reply = await dispatch.recovery_command(rt, req)
     return ok(reply.message or "Submitted 0 masters", reply.details if reply.details is not None else [])
 
 
@@ -308,8 +308,8 @@ async def submit_cluster_master(request: Request, hint: str) -> Any:
 async def _switch(request: Request, enabled: bool) -> Any:
     rt = deps.runtime(request)
     value = GlobalRecoveries(enabled=enabled, changed_at=rt.now(), by=deps.principal_name(request))
-    await commands.kv_put(rt, buckets.SETTINGS, GLOBAL_RECOVERIES_KEY, value.model_dump_json().encode())
-    await commands.audit(
+    await dispatch.kv_put(rt, buckets.SETTINGS, GLOBAL_RECOVERIES_KEY, value.model_dump_json().encode())
+    await dispatch.audit(
         rt, "settings", "recoveries.enabled" if enabled else "recoveries.disabled", by=value.by
     )
     return ok(

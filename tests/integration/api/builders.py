@@ -61,6 +61,6 @@ def recovery(det: Detection, *, succeed_to: InstanceKey | None = None) -> Recove
 
 
 def recovery_event(record: RecoveryRecord, phase: str) -> Event:
-    from libs.recovery.events import recovery_event as build
+    from libs.recovery.recovery_events import recovery_event as build
 
     return build(record, phase)

@@ -2,7 +2,7 @@
 `baton.cmd.recovery.<verb>` over a real NATS, and maps the `CommandReply` to orchestrator's envelope.
 
 The recovery side is a stand-in responder on the real broker, answering per the contract of
-`libs/models/commands.py` with real `RecoveryRecord`s (the recovery service answers the same way).
+`libs/models/operator.py` with real `RecoveryRecord`s (the recovery service answers the same way).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 
 from libs.bus.connection import connect
 from libs.models import InstanceKey, InstanceSnapshot
-from libs.models.commands import BlockedRecovery, CommandReply, CommandRequest, CommandStatus
+from libs.models.operator import BlockedRecovery, CommandReply, CommandRequest, CommandStatus
 from libs.sandbox import Sandbox
 from tests.integration.api import builders
 from tests.integration.api.conftest import ApiProcess, publish_topology

@@ -22,8 +22,8 @@ from nats.aio.msg import Msg
 from libs.bus.connection import connect
 from libs.bus.server import NatsServer
 from libs.models import InstanceKey, ReplicationStatus, utcnow
-from libs.models.commands import CommandReply, CommandStatus
 from libs.models.instance import InstanceSnapshot, IOThreadState
+from libs.models.operator import CommandReply, CommandStatus
 from tests.integration.api.conftest import publish_snapshots, start_api
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"

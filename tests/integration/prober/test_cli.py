@@ -20,7 +20,7 @@ from libs.sandbox.server import free_port
 from tests.integration.prober.helpers import start_worker, stop_worker, worker_config
 
 REPO = Path(__file__).resolve().parents[3]
-# The root app with this area's commands registered, as libs/cli/commands.py will do it.
+# The root app with this area's commands registered, as libs/cli/groups.py will do it.
 RUN_CLI = (
     "import sys; from libs.cli import main as m, discovery; discovery.register(m.app); m.main(sys.argv[1:])"
 )

@@ -12,11 +12,11 @@ from datetime import datetime
 from libs.hooks import HookContext, HookKind, HookResult
 from libs.models import InstanceKey, InstanceSnapshot, MasterRecord, utcnow
 from libs.mysql import ConnectionPool, probe
-from libs.recovery.events import MemoryEventSink
 from libs.recovery.executor import MySQLExecutor
 from libs.recovery.pipeline import Collaborators, HookRunner, RecoveryPipeline
+from libs.recovery.record_store import MemoryRecordStore
+from libs.recovery.recovery_events import MemoryEventSink
 from libs.recovery.steps import ExecutionOptions
-from libs.recovery.store import MemoryRecordStore
 from libs.sandbox import SANDBOX_DB, Sandbox
 from libs.topology.analysis import Finding, analyze
 from libs.topology.codes import Analysis

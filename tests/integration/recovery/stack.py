@@ -21,9 +21,9 @@ from libs.bus.provision import MASTERS, provision
 from libs.bus.subjects import cmd_subject, kv_key
 from libs.config import Settings
 from libs.models import Event, InstanceKey, MasterRecord, utcnow
-from libs.models.commands import CommandReply, CommandRequest
+from libs.models.operator import CommandReply, CommandRequest
 from libs.recovery.audit import RecoveryRecord
-from libs.recovery.store import RECOVERIES
+from libs.recovery.record_store import RECOVERIES
 from libs.sandbox import REPL_PASSWORD, REPL_USER, TOPOLOGY_PASSWORD, TOPOLOGY_USER, Sandbox
 from services.analyzer.service import Analyzer
 from services.prober.config import ProberConfig

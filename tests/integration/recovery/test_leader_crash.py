@@ -23,7 +23,7 @@ from libs.bus.subjects import cmd_subject, detection_subject, kv_key, snapshot_s
 from libs.config import load_settings
 from libs.models import MasterRecord
 from libs.recovery.audit import Outcome, RecoveryRecord, StepOutcome
-from libs.recovery.store import RECOVERIES
+from libs.recovery.record_store import RECOVERIES
 from libs.sandbox import REPL_PASSWORD, REPL_USER, TOPOLOGY_PASSWORD, TOPOLOGY_USER, Sandbox
 from libs.sandbox.spec import master_replicas
 from libs.topology.detection_event import to_event

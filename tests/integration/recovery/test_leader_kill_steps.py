@@ -36,7 +36,7 @@ from libs.bus.server import NatsServer
 from libs.bus.subjects import cmd_subject, detection_subject, kv_key, snapshot_subject
 from libs.config import load_settings
 from libs.models import InstanceKey, MasterRecord
-from libs.models.commands import CommandRequest
+from libs.models.operator import CommandRequest
 from libs.mysql.dialect import dialect_for
 from libs.recovery.audit import Outcome, RecoveryRecord, StepOutcome
 from libs.sandbox import REPL_PASSWORD, REPL_USER, TOPOLOGY_PASSWORD, TOPOLOGY_USER, Sandbox

@@ -21,7 +21,7 @@ import pytest
 
 from libs.bus.server import NatsServer
 from libs.models import InstanceKey
-from libs.models.commands import CommandStatus
+from libs.models.operator import CommandStatus
 from libs.recovery.audit import Outcome
 from libs.recovery.fence_watch import FenceWatch, KVFenceStore
 from libs.sandbox import REPL_PASSWORD, REPL_USER, TOPOLOGY_PASSWORD, TOPOLOGY_USER, Sandbox

@@ -22,7 +22,7 @@ from libs.bus.provision import BLOCKS, DOWNTIME, SETTINGS
 from libs.bus.server import NatsServer
 from libs.bus.subjects import kv_key
 from libs.models import InstanceKey, utcnow
-from libs.models.commands import (
+from libs.models.operator import (
     GLOBAL_RECOVERIES_KEY,
     AckScope,
     BlockedRecovery,
@@ -31,7 +31,7 @@ from libs.models.commands import (
 )
 from libs.recovery.audit import Outcome, RecoveryRecord
 from libs.recovery.downtime import Downtime
-from libs.recovery.store import RECOVERIES
+from libs.recovery.record_store import RECOVERIES
 from libs.sandbox import SANDBOX_DB, Sandbox
 from libs.sandbox.spec import chain, master_replicas
 from tests.fixtures.sandbox import SandboxFactory

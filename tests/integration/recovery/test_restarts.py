@@ -19,7 +19,7 @@ from libs.bus.provision import SETTINGS
 from libs.bus.server import NatsServer
 from libs.bus.subjects import kv_key
 from libs.models import InstanceKey, utcnow
-from libs.models.commands import GLOBAL_RECOVERIES_KEY, CommandStatus, GlobalRecoveries
+from libs.models.operator import GLOBAL_RECOVERIES_KEY, CommandStatus, GlobalRecoveries
 from libs.recovery.audit import Outcome, RecoveryRecord
 from libs.sandbox import Sandbox
 from libs.sandbox.spec import master_replicas

@@ -18,7 +18,7 @@ from libs.bus.provision import MASTERS, provision
 from libs.bus.server import NatsServer
 from libs.bus.subjects import kv_key
 from libs.models import Event, MasterRecord
-from libs.models.commands import CommandStatus
+from libs.models.operator import CommandStatus
 from libs.recovery.keeper import SEEDED
 from libs.sandbox.spec import master_replicas
 from tests.fixtures.consul import ConsulDCFactory

@@ -24,13 +24,13 @@ from libs.bus.server import NatsServer
 from libs.bus.subjects import kv_key
 from libs.errors import LeadershipLost, StaleEpoch
 from libs.models import InstanceKey, utcnow
-from libs.models.commands import GLOBAL_RECOVERIES_KEY, GlobalRecoveries
+from libs.models.operator import GLOBAL_RECOVERIES_KEY, GlobalRecoveries
 from libs.recovery.audit import Outcome, RecoveryRecord
 from libs.recovery.control import Block, ControlState, Deferred, KVControlState, MemoryControlState
 from libs.recovery.downtime import Downtime, KVDowntimeWriter
 from libs.recovery.fence_watch import FenceStore, FenceWatch, KVFenceStore, MemoryFenceStore
 from libs.recovery.masters import KVMasterPublisher, MasterBook, MemoryMasterBook, master_record
-from libs.recovery.store import ClusterBusy, KVRecordStore, MemoryRecordStore, RecordStore
+from libs.recovery.record_store import ClusterBusy, KVRecordStore, MemoryRecordStore, RecordStore
 from libs.topology.analysis import Finding
 from libs.topology.codes import Analysis
 from libs.topology.detection import Detection, DetectionState

@@ -19,12 +19,12 @@ from libs.errors import BusError, LeadershipLost
 from libs.models import MasterRecord, utcnow
 from libs.recovery.audit import Outcome, RecoveryRecord, StepOutcome
 from libs.recovery.control import KVControlState
-from libs.recovery.events import NatsEventSink
 from libs.recovery.fence import StaticFence
 from libs.recovery.masters import KVMasterPublisher, MasterPublisher
 from libs.recovery.pipeline import RecoveryPaused, RecoveryPipeline, RetryPolicy
 from libs.recovery.policy import Policy
-from libs.recovery.store import KVRecordStore
+from libs.recovery.record_store import KVRecordStore
+from libs.recovery.recovery_events import NatsEventSink
 from libs.sandbox import Sandbox
 from libs.sandbox.spec import master_replicas
 from libs.topology.detection import Detection

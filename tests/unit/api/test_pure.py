@@ -12,13 +12,13 @@ from starlette.requests import Request
 
 from libs.config import Settings
 from libs.models import Event, InstanceKey, InstanceSnapshot, utcnow
-from libs.models.commands import CommandReply, CommandStatus
+from libs.models.operator import CommandReply, CommandStatus
 from libs.store import decode
 from libs.topology.succession import follow_masters
 from libs.topology.view import InstanceState, group_clusters
 from services.api.auth import Authenticator
-from services.api.commands import decode_reply
 from services.api.deps import parse_duration, parse_key
+from services.api.dispatch import decode_reply
 from services.api.envelope import ApiError
 from services.api.shapes import matches_filters, thread_state
 

@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime
 
 from libs.kv.base import PublishOutcome, PublishResult
-from services.kvpublisher import events
+from services.kvpublisher import audit_events
 from services.kvpublisher.status import DCStatus
 from tests.unit.kvpublisher.helpers import rec
 
@@ -23,7 +23,7 @@ def test_published_event_carries_the_fields() -> None:
         previous_epoch=3,
         attempts=1,
     )
-    ev = events.published_event(
+    ev = audit_events.published_event(
         "dc2", record, result, prefix="mysql/master", latency_ms=1.23456, trigger="watch", node="n1"
     )
     assert ev.type == "kv.published" and ev.source == "kvpublisher" and ev.epoch == 4
@@ -37,7 +37,7 @@ def test_published_event_carries_the_fields() -> None:
 
 def test_failed_and_stale_events() -> None:
     record = rec("h", 2)
-    failed = events.failed_event(
+    failed = audit_events.failed_event(
         "dc1",
         record,
         "cannot connect",
@@ -50,7 +50,7 @@ def test_failed_and_stale_events() -> None:
     )
     assert failed.type == "kv.failed" and failed.data["error"] == "cannot connect"
     assert failed.data["attempt"] == 3 and failed.data.keys() >= FIELDS
-    stale = events.stale_event(
+    stale = audit_events.stale_event(
         "dc1",
         record,
         "held by 5",
@@ -66,7 +66,7 @@ def test_failed_and_stale_events() -> None:
 
 def test_bad_alias_still_makes_an_event() -> None:
     record = rec("h", 1, alias="a/b")
-    ev = events.failed_event(
+    ev = audit_events.failed_event(
         "dc1",
         record,
         "bad alias",

@@ -11,13 +11,13 @@ from libs.hooks import HookContext, HookKind, HookResult
 from libs.models import InstanceKey, InstanceSnapshot, MasterRecord
 from libs.recovery.audit import RecoveryRecord, StepOutcome
 from libs.recovery.control import ControlState
-from libs.recovery.events import AckPublisher, MemoryEventSink
 from libs.recovery.executor import StepResult
 from libs.recovery.fence import Fence
 from libs.recovery.pipeline import Collaborators, RecoveryPipeline
 from libs.recovery.policy import Policy
+from libs.recovery.record_store import MemoryRecordStore
+from libs.recovery.recovery_events import AckPublisher, MemoryEventSink
 from libs.recovery.steps import StepKind, StepSpec
-from libs.recovery.store import MemoryRecordStore
 from libs.topology.analysis import analyze
 from libs.topology.detection import Detection, DetectionState
 from libs.topology.plan import CandidateRules

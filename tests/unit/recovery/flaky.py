@@ -10,7 +10,7 @@ from typing import Any
 
 from libs.errors import BusError
 from libs.recovery.audit import RecoveryRecord
-from libs.recovery.store import Annotation, RecordStore
+from libs.recovery.record_store import Annotation, RecordStore
 
 
 @dataclass

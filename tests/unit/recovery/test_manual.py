@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from libs.hooks import HookKind
-from libs.models.commands import AckScope, CommandRequest, CommandStatus, GlobalRecoveries
+from libs.models.operator import AckScope, CommandRequest, CommandStatus, GlobalRecoveries
 from libs.recovery.audit import Outcome, RecoveryKind, RecoveryRecord
 from libs.recovery.control import Deferred, MemoryControlState
 from libs.recovery.fence import StaticFence
 from libs.recovery.manual import Operations
 from libs.recovery.policy import Policy, policy_gates
-from libs.recovery.store import MemoryRecordStore
+from libs.recovery.record_store import MemoryRecordStore
 from libs.topology.analysis import analyze
 from libs.topology.detection import Detection, DetectionState
 from libs.topology.view import ClusterView

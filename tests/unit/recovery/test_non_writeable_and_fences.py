@@ -12,13 +12,13 @@ from libs.models import IOThreadState, utcnow
 from libs.mysql import ConnectionPool, Credentials
 from libs.recovery.audit import Outcome, RecoveryKind, RecoveryRecord, new_record
 from libs.recovery.control import Block, MemoryControlState
-from libs.recovery.events import MemoryEventSink
 from libs.recovery.fence import StaticFence
 from libs.recovery.fence_watch import ENDED_TTL_S, FenceWatch, MemoryFenceStore
 from libs.recovery.gates import GateContext
 from libs.recovery.old_master import OldMasterFencer
 from libs.recovery.policy import Policy, block_for, policy_gates
-from libs.recovery.store import MemoryRecordStore
+from libs.recovery.record_store import MemoryRecordStore
+from libs.recovery.recovery_events import MemoryEventSink
 from libs.recovery.writeable import NonWriteableMaster
 from libs.topology.analysis import AnalysisParams, analyze
 from libs.topology.codes import Analysis

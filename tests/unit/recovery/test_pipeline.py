@@ -9,7 +9,7 @@ from libs.hooks import HookKind
 from libs.models import PromotionRule
 from libs.recovery.audit import Outcome, StepOutcome
 from libs.recovery.fence import StaticFence
-from libs.recovery.store import MemoryRecordStore
+from libs.recovery.record_store import MemoryRecordStore
 from libs.topology.codes import Analysis
 from libs.topology.view import InstanceState
 from tests.unit.candidate.builders import MASTER, NOW, cluster, k, master, r

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from libs.models.commands import GlobalRecoveries
+from libs.models.operator import GlobalRecoveries
 from libs.recovery.audit import FORCE_MASTER_FAILOVER, Outcome, new_record
 from libs.recovery.control import Block, MemoryControlState
 from libs.recovery.downtime import Downtime

@@ -15,7 +15,7 @@ from libs.recovery.control import MemoryControlState
 from libs.recovery.fence import StaticFence
 from libs.recovery.pipeline import RecoveryPaused, RetryPolicy
 from libs.recovery.policy import Policy
-from libs.recovery.store import MemoryRecordStore
+from libs.recovery.record_store import MemoryRecordStore
 from tests.unit.candidate.builders import cluster, k, r
 from tests.unit.recovery.fakes import Rig, detection, rig
 from tests.unit.recovery.flaky import Fault, FlakyStore, not_promoted, promoted

@@ -9,7 +9,8 @@ from pydantic import SecretStr
 from libs.errors import ReplicationCommandError
 from libs.models import InstanceKey
 from libs.mysql import ConnectionPool, Credentials, probe
-from libs.mysql.commands import (
+from libs.mysql.fenced import FencedSession
+from libs.mysql.replication import (
     change_master_gtid,
     replication_status,
     reset_replica_all,
@@ -18,7 +19,6 @@ from libs.mysql.commands import (
     stop_replication,
     wait_relay_log_applied,
 )
-from libs.mysql.fenced import FencedSession
 from libs.recovery.fence import StaticFence
 from libs.sandbox import SANDBOX_DB
 from libs.sandbox.spec import master_replicas

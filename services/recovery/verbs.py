@@ -2,7 +2,7 @@
 
 Only the leader subscribes (queue group `baton-recovery`), so a request reaches whoever may act and
 "no responders" means "no leader" (the API answers 503). The request is a `CommandRequest`, the reply a
-`CommandReply` (`libs/models/commands.py`); the work is `libs/recovery/manual.py`'s. A leader whose
+`CommandReply` (`libs/models/operator.py`); the work is `libs/recovery/manual.py`'s. A leader whose
 lease ended but whose subscription is not gone yet answers `refused` ("not the leader"). Verbs are a
 registry: one entry per orchestrator command (`RecoveryVerb`), plus `status`.
 """
@@ -19,7 +19,7 @@ from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
 from libs.bus.subjects import cmd_subject
-from libs.models.commands import CommandReply, CommandRequest, CommandStatus, RecoveryVerb
+from libs.models.operator import CommandReply, CommandRequest, CommandStatus, RecoveryVerb
 from libs.recovery.manual import Operations
 
 log = logging.getLogger(__name__)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.models.commands import CommandRequest, CommandStatus, RecoveryVerb
+from libs.models.operator import CommandRequest, CommandStatus, RecoveryVerb
 from libs.recovery.audit import RecoveryRecord
 from libs.recovery.control import MemoryControlState
 from libs.recovery.fence import StaticFence
 from libs.recovery.manual import Operations
-from services.recovery.commands import VERBS, answer
+from services.recovery.verbs import VERBS, answer
 from tests.unit.candidate.builders import MASTER, cluster, r
 from tests.unit.recovery.fakes import rig
 

@@ -19,8 +19,8 @@ from nats.js import JetStreamContext
 from libs.bus.messages import publish_event
 from libs.bus.subjects import recovery_subject
 from libs.errors import BusError
-from libs.models.commands import RecoveryAcknowledged
 from libs.models.events import Event
+from libs.models.operator import RecoveryAcknowledged
 from libs.recovery.audit import RecoveryRecord, StepRecord
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from libs.bus.connection import bus_errors
 from libs.bus.messages import publish_event
 from libs.bus.subjects import audit_subject, cmd_subject, kv_key
 from libs.models import Event, InstanceKey, InstanceSnapshot
-from libs.models.commands import RECOVERY_SERVICE, CommandReply, CommandRequest, CommandStatus, RecoveryVerb
+from libs.models.operator import RECOVERY_SERVICE, CommandReply, CommandRequest, CommandStatus, RecoveryVerb
 from libs.store.projection import FORGOTTEN
 from libs.topology.view import fold
 from services.api.envelope import ApiError

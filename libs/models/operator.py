@@ -133,7 +133,7 @@ class CommandReply(BaseModel):
     `details`, when set, is served as orchestrator's `Details` as is (a responder that builds
     orchestrator's shapes itself). The API also accepts a reply that *is* orchestrator's envelope
     (`{"Code": "OK"|"ERROR", "Message", "Details"}`, optionally `"Status": <HTTP code>` for errors),
-    which is what `services/recovery/commands.py` answers today.
+    which is what `services/recovery/verbs.py` answers today.
     """
 
     model_config = ConfigDict(frozen=True)
