@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from nats.aio.msg import Msg  # noqa: E402
 
+from bench.stopping import run_bench  # noqa: E402
 from libs.bus.connection import Bus, connect  # noqa: E402
 from libs.bus.provision import provision  # noqa: E402
 from libs.bus.server import NatsServer  # noqa: E402
@@ -135,9 +136,9 @@ async def measure(poll_s: int, runs: int, base: Path) -> list[float]:
     nats = NatsServer(base / f"nats-{poll_s}")
     procs: list[subprocess.Popen[bytes]] = []
     latencies: list[float] = []
-    await sb.start()
-    nats.start()
+    await sb.start()  # stops what it started if it fails or is cancelled
     try:
+        nats.start()
         config = base / f"baton-{poll_s}.json"
         config.write_text(
             json.dumps(
@@ -250,4 +251,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_bench(main(), "detection_latency")

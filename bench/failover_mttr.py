@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stopping import run_bench
 from libs.bus.server import NatsServer
 from libs.models.operator import CommandStatus
 from libs.recovery.audit import Outcome
@@ -249,4 +250,4 @@ if __name__ == "__main__":
         graceful = int(argv[at + 1])
         del argv[at : at + 2]
     args = [a for a in argv if not a.startswith("--")]
-    asyncio.run(main(int(args[0]) if args else 20, graceful, "--no-write" not in argv))
+    run_bench(main(int(args[0]) if args else 20, graceful, "--no-write" not in argv), "failover_mttr")

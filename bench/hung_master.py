@@ -169,7 +169,7 @@ async def main(runs: int, write: bool) -> None:
 
 def run() -> None:
     # a signal unwinds one_run: SIGCONT to the master, then SIGTERM to baton up (which stops its sandbox)
-    guarded_run(main, 5, "interrupted: the master continued, baton up and its sandbox stopped")
+    guarded_run(main, 5, "hung_master")
 
 
 if __name__ == "__main__":

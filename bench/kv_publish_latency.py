@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import nats.errors  # noqa: E402
 
+from bench.stopping import run_bench  # noqa: E402
 from libs.bus.connection import Bus, connect  # noqa: E402
 from libs.bus.provision import MASTERS, provision  # noqa: E402
 from libs.bus.server import NatsServer, free_port  # noqa: E402
@@ -288,7 +289,7 @@ def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     updates = int(args[0]) if args else 60
     with tempfile.TemporaryDirectory(prefix="kv-bench-") as tmp:
-        results = asyncio.run(bench(updates, Path(tmp)))
+        results = run_bench(bench(updates, Path(tmp)), "kv_publish_latency")
     for name, value in results.items():
         if isinstance(value, dict):
             print(

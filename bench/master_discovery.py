@@ -32,6 +32,7 @@ import httpx
 
 from bench.failover_mttr import END as MTTR_END
 from bench.failover_mttr import p95, write_doc
+from bench.stopping import run_bench
 from tests.integration.e2e.test_baton_up import run_baton_up, sandbox_master, wait_until
 
 BEGIN = "<!-- master_discovery: begin (written by bench/master_discovery.py) -->"
@@ -136,30 +137,16 @@ async def main(runs: int, write: bool) -> None:
         write_doc(text, BEGIN, END, after=MTTR_END)
 
 
-def guarded_run(main: Callable[[int, bool], Awaitable[None]], default_runs: int, interrupted: str) -> None:
-    """`main(runs, write)` from the command line (`[runs] [--no-write]`); SIGINT/SIGTERM cancel it,
-    which unwinds what it started (`run_baton_up`: SIGTERM to baton up), then exit 130."""
+def guarded_run(main: Callable[[int, bool], Awaitable[None]], default_runs: int, name: str) -> None:
+    """`main(runs, write)` from the command line (`[runs] [--no-write]`), under `run_bench`: SIGINT,
+    SIGTERM and SIGHUP cancel it, which unwinds what it started (`run_baton_up`: SIGTERM to baton up)."""
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     runs = int(args[0]) if args else default_runs
-    write = "--no-write" not in sys.argv
-
-    async def guarded() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        await main(runs, write)
-
-    try:
-        asyncio.run(guarded())
-    except asyncio.CancelledError:
-        print(interrupted, file=sys.stderr)
-        sys.exit(130)
+    run_bench(main(runs, "--no-write" not in sys.argv), name)
 
 
 def run() -> None:
-    guarded_run(main, 10, "interrupted: baton up and its sandbox stopped")
+    guarded_run(main, 10, "master_discovery")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stopping import run_bench
 from libs.bus.connection import Bus, connect
 from libs.bus.messages import publish_model
 from libs.bus.provision import provision
@@ -157,6 +158,5 @@ if __name__ == "__main__":
     if args.uvloop:
         import uvloop  # type: ignore[import-not-found]
 
-        uvloop.run(main(args))
-    else:
-        asyncio.run(main(args))
+        uvloop.install()
+    run_bench(main(args), "probe_throughput")

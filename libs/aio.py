@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
-from typing import Any
+import signal
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 async def cancel_and_wait(task: asyncio.Task[Any] | None, *, retry_s: float = 0.2) -> None:
@@ -42,3 +45,56 @@ def checkpoint() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+class Interrupted(Exception):
+    """The program was asked to stop by a signal; what it started has been stopped (see
+    `run_interruptible`). `exit_code` is the shell's convention, 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run_interruptible(main: Coroutine[Any, Any, T], *, signals: Iterable[int] = STOP_SIGNALS) -> T:
+    """`asyncio.run(main)`, where SIGINT, SIGTERM and SIGHUP cancel `main` instead of killing the process.
+
+    With Python's default handlers, SIGTERM ends the interpreter at once: no `finally`, no `async with`
+    exit, so the mariadbd and nats-server a program started (in sessions of their own, so the signal
+    does not reach them) live on as orphans. Here the signal cancels the main task; its cleanup runs (a
+    sandbox stops its nodes, a NatsServer its process) and then `Interrupted` is raised for the caller
+    to exit with `exit_code`. A second signal while cleaning up cancels again (cleanup code that awaits
+    must be short); the process still never dies with children left behind by the first signal."""
+    got: list[int] = []
+
+    async def guarded() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            got.append(signum)
+            if len(got) == 1:
+                task.cancel()
+
+        for sig in signals:
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            return await main
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    try:
+        result = asyncio.run(guarded())
+    except BaseException:
+        if got:  # whatever the cancellation turned into on its way out
+            raise Interrupted(got[0]) from None
+        raise
+    if got:  # `main` took the cancellation as a request to finish early
+        raise Interrupted(got[0])
+    return result

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from libs.aio import Interrupted, run_interruptible
 from libs.sandbox.sandbox import REPL_USER, TOPOLOGY_USER, Sandbox
 from libs.sandbox.spec import SHAPES, shape
 from libs.sandbox.status import collect, render
@@ -48,7 +49,11 @@ def up(
     spec = shape(shape_name, replicas)
     sb = Sandbox(base_dir or default_base_dir(), spec, slave_net_timeout=slave_net_timeout)
     started = time.perf_counter()
-    asyncio.run(sb.start())
+    try:
+        run_interruptible(sb.start())  # a signal mid-start stops the nodes started so far
+    except Interrupted as exc:
+        typer.echo(f"sandbox up {exc}: every node it started is stopped", err=True)
+        raise typer.Exit(exc.exit_code) from None
     elapsed = time.perf_counter() - started
     console = Console()
     console.print(render(sb, asyncio.run(collect(sb))))
