@@ -1,0 +1,102 @@
+"""The chaos tier's network: three DCs and an observer in namespaces, cut and mended, cleaned up after."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.chaos.netlab import OBSERVER, SUBNET, NetLab, NetLabError, available
+
+pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+
+PORT = 7301
+ECHO = (
+    "import socket\n"
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('0.0.0.0', {port})); s.listen()\n"
+    "while True:\n"
+    "    c, _ = s.accept(); c.sendall(c.recv(16)); c.close()\n"
+)
+CLIENT = (
+    "import socket, sys\n"
+    "try:\n"
+    "    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.5)\n"
+    "    c.sendall(b'ping'); print(c.recv(16).decode())\n"
+    "except OSError as e:\n"
+    "    print('unreachable', e); sys.exit(1)\n"
+)
+
+
+def reaches(lab: NetLab, src: str, dst: str) -> bool:
+    done = lab.run(src, [sys.executable, "-c", CLIENT, lab.address(dst), str(PORT)], timeout=30)
+    return done.returncode == 0 and done.stdout.strip() == "ping"
+
+
+def wait_listening(lab: NetLab, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while not reaches(lab, name, name):
+        assert time.monotonic() < deadline, f"echo server in {name} did not start"
+        time.sleep(0.1)
+
+
+def namespaces() -> str:
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def test_isolate_cut_mend_and_cleanup() -> None:
+    lab = NetLab()
+    with lab:
+        for dc in ("dc1", "dc2", "dc3"):
+            lab.spawn(dc, [sys.executable, "-c", ECHO.format(port=PORT)])
+        for dc in ("dc1", "dc2", "dc3"):
+            wait_listening(lab, dc)
+        pids = list(lab.pids())
+        assert len(pids) == 3
+        added_blackhole = lab._added_blackhole  # the lab removes only what it added
+
+        assert reaches(lab, "dc2", "dc1") and reaches(lab, OBSERVER, "dc3")
+
+        # the root namespace can never reach the lab's subnet (blackholed; it holds no address there)
+        with socket.socket() as s:
+            s.settimeout(2)
+            code = s.connect_ex((lab.address("dc1"), PORT))
+        assert code in (errno.EINVAL, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EPERM), code
+
+        lab.isolate("dc1")
+        assert not reaches(lab, "dc2", "dc1")
+        assert not reaches(lab, "dc1", "dc3")
+        assert not reaches(lab, OBSERVER, "dc1")
+        assert reaches(lab, "dc1", "dc1")  # inside the isolated DC, life goes on
+        assert reaches(lab, "dc2", "dc3")
+        lab.rejoin("dc1")
+        assert reaches(lab, "dc2", "dc1")
+
+        lab.cut("dc2", "dc3")
+        assert not reaches(lab, "dc2", "dc3") and not reaches(lab, "dc3", "dc2")
+        assert reaches(lab, "dc2", "dc1") and reaches(lab, "dc3", "dc1") and reaches(lab, OBSERVER, "dc3")
+        lab.mend_all()
+        assert reaches(lab, "dc2", "dc3")
+
+    assert lab.lab_id not in namespaces()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                state = next(line for line in status if line.startswith("State:"))
+            assert "Z" in state, f"process {pid} outlived the lab"
+        except FileNotFoundError:
+            pass
+    routes = subprocess.run(["ip", "route", "show", "type", "blackhole"], capture_output=True, text=True)
+    if added_blackhole:
+        assert str(SUBNET) not in routes.stdout
+
+
+def test_a_failed_open_leaves_nothing() -> None:
+    lab = NetLab(dcs=("dc1", "dc1"))  # the second dc1 collides: open fails half-way
+    with pytest.raises(NetLabError, match="File exists"):
+        lab.open()
+    assert lab.lab_id not in namespaces()
