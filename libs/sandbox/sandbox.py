@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ class Sandbox:
         slave_net_timeout: int = 4,
         template_dir: Path | None = None,
         base_port: int | None = None,
+        placement: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.base_dir = Path(base_dir).expanduser().resolve()
         self.spec = spec or master_replicas(3)
@@ -66,6 +67,9 @@ class Sandbox:
         # Stable ports (base_port, base_port+1, ...) when free, so a restarted sandbox keeps its instance
         # keys (what `baton up --sandbox` wants across restarts); otherwise any free port.
         self.base_port = base_port
+        # node name → (network namespace, address): nodes of a chaos test's data centers. Unplaced nodes
+        # listen on 127.0.0.1 here. Administration goes through unix sockets, which namespaces don't split.
+        self.placement = dict(placement or {})
         self._nodes: dict[str, NodeState] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._socket_dir: Path | None = None
@@ -108,7 +112,8 @@ class Sandbox:
             raise SandboxError(f"sandbox node {name!r} was never started") from None
 
     def key(self, name: str) -> InstanceKey:
-        return InstanceKey(host="127.0.0.1", port=self.node(name).port)
+        node = self.node(name)
+        return InstanceKey(host=node.host, port=node.port)
 
     def name_of(self, key: InstanceKey) -> str | None:
         return next((n.name for n in self._nodes.values() if n.port == key.port), None)
@@ -188,6 +193,7 @@ class Sandbox:
             ports.add(port)
             home = nodes_dir / spec.name
             sock_dir = self._socket_dir or home
+            netns, host = self.placement.get(spec.name, (None, "127.0.0.1"))
             self._nodes[spec.name] = NodeState(
                 name=spec.name,
                 server_id=i,
@@ -195,6 +201,8 @@ class Sandbox:
                 datadir=home / "data",
                 socket=sock_dir / f"{spec.name}.sock" if self._socket_dir else home / "mysqld.sock",
                 log_error=home / "error.log",
+                host=host,
+                netns=netns,
             )
         await asyncio.gather(
             *(
@@ -217,6 +225,7 @@ class Sandbox:
         port = server.free_port()
         while port in taken:
             port = server.free_port()
+        netns, host = self.placement.get(name, (None, "127.0.0.1"))
         self._nodes[name] = NodeState(
             name=name,
             server_id=max(n.server_id for n in self._nodes.values()) + 1,
@@ -224,6 +233,8 @@ class Sandbox:
             datadir=home / "data",
             socket=sock_dir / f"{name}.sock" if self._socket_dir else home / "mysqld.sock",
             log_error=home / "error.log",
+            host=host,
+            netns=netns,
         )
         await asyncio.to_thread(shutil.copytree, template, self._nodes[name].datadir, symlinks=True)
         await self._boot(name)
@@ -243,13 +254,14 @@ class Sandbox:
             log_error=node.log_error,
             slave_net_timeout=self.slave_net_timeout,
             semi_sync=semi_sync,
+            host=node.host,
         )
 
     async def _boot(self, name: str, *, semi_sync: bool = False) -> None:
         """Spawn `name` and wait until root can log in; retries on a port taken meanwhile."""
         for attempt in range(_START_ATTEMPTS):
             node = self._nodes[name]
-            proc = server.spawn(self._argv(node, semi_sync), node.log_error)
+            proc = server.spawn(self._argv(node, semi_sync), node.log_error, node.netns)
             self._procs[name] = proc
             self._nodes[name] = node.model_copy(update={"pid": proc.pid})
             failure = await self._wait_ready(name)

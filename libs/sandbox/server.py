@@ -96,6 +96,7 @@ def mariadbd_argv(
     log_error: Path,
     slave_net_timeout: int,
     semi_sync: bool = True,
+    host: str = "127.0.0.1",
 ) -> list[str]:
     """mariadbd's command line for `node`. `semi_sync=False` leaves semi-sync off at boot even if the
     node wants it: the sandbox switches it on once replication runs (enabling it at first boot delays
@@ -107,14 +108,14 @@ def mariadbd_argv(
         f"--user={getpass.getuser()}",
         f"--datadir={datadir}",
         f"--port={port}",
-        "--bind-address=127.0.0.1",
+        f"--bind-address={host}",
         f"--socket={sock}",
         f"--pid-file={datadir / 'mariadbd.pid'}",
         f"--log-error={log_error}",
         f"--server-id={server_id}",
         "--binlog-format=ROW",
         "--gtid-strict-mode=1",
-        "--report-host=127.0.0.1",
+        f"--report-host={host}",
         f"--report-port={port}",
         "--relay-log=relay-bin",
         "--innodb-buffer-pool-size=16M",
@@ -136,7 +137,11 @@ def mariadbd_argv(
     return argv
 
 
-def spawn(argv: list[str], log_error: Path) -> subprocess.Popen[bytes]:
+def spawn(argv: list[str], log_error: Path, netns: str | None = None) -> subprocess.Popen[bytes]:
+    """Start `argv` in a session of its own; in network namespace `netns` if given (`ip netns exec`
+    execs in place, so the PID is the server's own)."""
+    if netns is not None:
+        argv = [shutil.which("ip") or "/usr/sbin/ip", "netns", "exec", netns, *argv]
     log_error.parent.mkdir(parents=True, exist_ok=True)
     with open(log_error, "ab") as err:
         return subprocess.Popen(

@@ -28,6 +28,8 @@ class NodeState(BaseModel):
     socket: Path
     log_error: Path
     pid: int = 0
+    host: str = "127.0.0.1"  # the address it listens on and reports (report_host)
+    netns: str | None = None  # the network namespace it runs in (chaos tests); None: this one
 
 
 class SandboxState(BaseModel):
