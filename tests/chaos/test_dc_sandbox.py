@@ -6,6 +6,7 @@ leaves dc1's own replica replicating; rejoining heals it. (The lab's plumbing fo
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +15,13 @@ import pytest
 
 from libs.sandbox import Sandbox
 from libs.sandbox.spec import master_replicas
-from tests.chaos.netlab import NetLab, available
+from tests.chaos.invariants import Observations, check, writable
+from tests.chaos.netlab import OBSERVER, NetLab, available
+from tests.chaos.observer import load_rounds
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 
+ROOT = Path(__file__).resolve().parents[2]
 PLACES = {"master": "dc1", "replica1": "dc1", "replica2": "dc2", "replica3": "dc3"}
 
 
@@ -88,3 +92,48 @@ def test_a_sandbox_over_three_dcs_and_an_isolated_master_dc(
             await sb.stop()
 
     asyncio.run(scenario())
+
+
+def test_the_observer_sees_what_happens_and_the_checker_judges_it(
+    lab: NetLab, tmp_path: Path, sandbox_template: Path
+) -> None:
+    """No Baton here: a killed master stays dead, so the checker must say the cluster never converged."""
+    placement = {name: (lab.host(dc).netns, lab.address(dc)) for name, dc in PLACES.items()}
+    sb = Sandbox(tmp_path / "sb", master_replicas(3), template_dir=sandbox_template, placement=placement)
+    rounds_file = tmp_path / "rounds.jsonl"
+
+    async def scenario() -> float:
+        await sb.start()
+        try:
+            creds = sb.topology_creds
+            argv = [sys.executable, "-m", "tests.chaos.observer", "--out", str(rounds_file)]
+            argv += ["--user", creds.user, "--password", creds.password.get_secret_value()]
+            for name in PLACES:
+                argv += ["--server", str(sb.key(name))]
+            observer = lab.spawn(OBSERVER, argv, cwd=ROOT)
+
+            async def sampled(n: int) -> bool:
+                return rounds_file.exists() and len(rounds_file.read_text().splitlines()) >= n
+
+            await wait_for(lambda: sampled(15), "fifteen sampling rounds")
+            sb.kill("master")
+            killed_at = time.monotonic()
+            seen = len(rounds_file.read_text().splitlines())
+            await wait_for(lambda: sampled(seen + 10), "ten rounds after the kill")
+            lab.stop(observer)
+            return killed_at
+        finally:
+            await sb.stop()
+
+    killed_at = asyncio.run(scenario())
+    rounds = load_rounds(rounds_file)
+    before = [r for r in rounds if r.at < killed_at - 0.5]  # a round takes at most its 0.5 s bound
+    assert before and all(writable(r) == [str(sb.key("master"))] for r in before)
+    assert all(r.servers[str(sb.key("replica3"))].master == str(sb.key("master")) for r in before)
+    after = [r for r in rounds if r.at > killed_at + 0.1]
+    assert after and not any(r.servers[str(sb.key("master"))].reachable for r in after)
+
+    verdict = check(Observations(rounds=rounds, fault_ended_at=killed_at), converge_within_s=1.0)
+    failed = {c.name for c in verdict.failed()}
+    assert {"replicas-follow-master", "converged"} <= failed, verdict.checks
+    assert "one-writable-master" not in failed
