@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed  ## create the venv and install Baton with its dev tools
 
 test: setup  ## the whole suite: unit + integration (+ chaos when root)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest -q -m unit $(PYTEST_ARGS)

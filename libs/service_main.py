@@ -7,7 +7,9 @@ service behaves the same alone and embedded, and the shutdown path is the one th
 
 `service_main` promises what an operator expects of a daemon: `--config FILE` (orchestrator-style JSON,
 plus `BATON_<Key>` environment variables), `--nats URL` (overrides BatonNatsURLs), `--log-level`;
-SIGINT/SIGTERM stop it cleanly (exit 0); any `BatonError` at start-up or later — bad config, NATS or
+SIGINT/SIGTERM stop it cleanly (exit 0); SIGHUP re-reads the config file (`libs/config/reload.py`: the
+keys the service reads at each use change live, the others are named in a WARNING as needing a restart;
+a bad file is logged and changes nothing); any `BatonError` at start-up or later — bad config, NATS or
 Consul unreachable — is one line on stderr and exit code 1, never a traceback.
 """
 
@@ -21,6 +23,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from libs.config import Settings, load_settings
+from libs.config.reload import ConfigSource, install
 from libs.errors import BatonError, ConfigError
 from libs.telemetry import setup_telemetry
 
@@ -40,6 +43,18 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+
+
+def reload_on_sighup(source: ConfigSource) -> None:
+    """SIGHUP: re-read the config (a bad file is logged and changes nothing)."""
+
+    def on_hup() -> None:
+        try:
+            source.reload()
+        except BatonError as exc:
+            logging.getLogger(__name__).error("SIGHUP: config not reloaded: %s", exc)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
 
 
 def with_nats(settings: Settings, nats: str | None) -> Settings:
@@ -65,8 +80,12 @@ def service_main(
     *,
     description: str = "",
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    http_metrics: bool = False,
 ) -> int:
-    """Parse the common options, run the service until a signal, return the exit code."""
+    """Parse the common options, run the service until a signal, return the exit code.
+
+    With BatonTelemetryExporter `prometheus`, a service serves `/metrics` on BatonMetricsListen, unless
+    `http_metrics`: it has an HTTP server of its own that serves the route (the API)."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{name}", description=description)
     parser.add_argument("--config", help="orchestrator-style JSON config file")
     parser.add_argument("--nats", help="NATS URL(s), comma-separated (overrides BatonNatsURLs)")
@@ -80,15 +99,20 @@ def service_main(
 
     async def run() -> None:
         settings = with_nats(load_settings(args.config), args.nats)
-        exporter = settings.BatonTelemetryExporter
-        setup_telemetry(
-            f"baton-{name}",
-            exporter if exporter != "prometheus" else "none",
-            settings.BatonTelemetryEndpoint or None,
+        telemetry = setup_telemetry(
+            f"baton-{name}", settings.BatonTelemetryExporter, settings.BatonTelemetryEndpoint or None
         )
+        if settings.BatonTelemetryExporter == "prometheus" and not http_metrics:
+            telemetry.serve_metrics(settings.BatonMetricsListen, "BatonMetricsListen")
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        await serve_for(args)(settings, stop)
+        source = ConfigSource(name, args.config, settings, overrides=lambda s: with_nats(s, args.nats))
+        install(source)
+        reload_on_sighup(source)
+        try:
+            await serve_for(args)(settings, stop)
+        finally:
+            telemetry.stop_serving()
 
     try:
         asyncio.run(run())

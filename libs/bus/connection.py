@@ -3,6 +3,11 @@
 A Baton service must outlive broker restarts and leader changes, so the connection reconnects forever
 once established. The *first* connect, though, is bounded (`connect_timeout_s`): nats-py with unlimited
 reconnects would otherwise retry an unreachable URL forever, and `baton` must fail in one line instead.
+
+Security (`NatsSecurity`, mapped from the `BatonNats*` keys by libs.config.derive.nats_security): TLS with
+a CA and an optional client certificate, and one of user/password, token, a `.creds` file (JWT + NKey) or
+an NKey seed file. When TLS is configured it is required: a server that does not ask for TLS is refused
+before any password or token is sent to it (nats-py would otherwise carry on in plaintext).
 """
 
 from __future__ import annotations
@@ -10,18 +15,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+import ssl
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from libs.errors import BusError
+from libs.tls import TLSFileError, client_context
 
 log = logging.getLogger(__name__)
+
+
+class _TLSEofNoise(logging.Filter):
+    """asyncio warns "returning true from eof_received() has no effect when using ssl" each time a TLS
+    connection of nats-py's transport is closed by the peer: harmless (nats-py reconnects), dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "eof_received() has no effect when using ssl" not in record.getMessage()
+
+
+logging.getLogger("asyncio").addFilter(_TLSEofNoise())
 
 
 @dataclass
@@ -75,6 +95,72 @@ def bus_errors(what: str) -> Iterator[None]:
         raise BusError(f"{what}: {describe(exc)}") from exc
 
 
+class NatsSecurity(BaseModel):
+    """How to secure a NATS connection. Empty fields are unused; secrets are SecretStr (never logged).
+
+    TLS is on when `ca_file` or `cert_file` is set (or a URL says `tls://`): the server certificate is
+    verified against `ca_file` (the system CAs when empty), and `cert_file`/`key_file` are presented
+    when the server asks for a client certificate. At most one way to authenticate is set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    token: SecretStr = SecretStr("")
+    creds_file: str = ""
+    nkey_seed_file: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.ca_file or self.cert_file)
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The client SSLContext; raises libs.tls.TLSFileError naming the file it cannot use."""
+        return client_context(self.ca_file, self.cert_file, self.key_file)
+
+
+class TLSNotOffered(nats.errors.Error):
+    """TLS is configured but the server does not require it: nothing secret was sent."""
+
+    def __str__(self) -> str:
+        return "the server does not offer TLS, but TLS is configured (refusing to go on in plaintext)"
+
+
+def _security_options(nc: Client, security: NatsSecurity | None, tls_required: bool) -> dict[str, Any]:
+    """nats-py connect() options for `security`. With TLS required, secrets are handed over through
+    callbacks that first check that the server announced TLS (the connection is then encrypted)."""
+    if security is None:
+        return {}
+
+    def guarded(value: str) -> Callable[[], str]:
+        def give() -> str:
+            if tls_required and not nc._server_info.get("tls_required"):  # no public INFO accessor
+                raise TLSNotOffered
+            return value
+
+        return give
+
+    options: dict[str, Any] = {}
+    if tls_required:
+        try:
+            options["tls"] = security.tls_context()
+        except TLSFileError as exc:
+            raise BusError(f"NATS TLS: {exc}") from None
+    if security.user:
+        options["user"] = guarded(security.user)
+        options["password"] = guarded(security.password.get_secret_value())
+    elif security.token.get_secret_value():
+        options["token"] = guarded(security.token.get_secret_value())
+    elif security.creds_file:
+        options["user_credentials"] = security.creds_file
+    elif security.nkey_seed_file:
+        options["nkeys_seed"] = security.nkey_seed_file
+    return options
+
+
 async def _log_error(exc: Exception) -> None:
     log.warning("nats: %s", describe(exc))
 
@@ -90,20 +176,22 @@ async def connect(
     connect_timeout_s: float = 5.0,
     request_timeout_s: float = 5.0,
     reconnect_wait_s: float = 0.5,
-    user: str | None = None,
-    password: str | None = None,
-    token: str | None = None,
+    security: NatsSecurity | None = None,
 ) -> Bus:
-    """Connect to any of `urls` (comma-separated text or a list) as client `name`.
+    """Connect to any of `urls` (comma-separated text or a list) as client `name`, secured by `security`
+    (TLS and credentials; services get it from `libs.config.derive.nats_security(settings)`).
 
     Returns a `Bus` whose connection reconnects forever; raises BusError (one line, no credentials)
-    when no server answers within `connect_timeout_s`.
+    when no server answers within `connect_timeout_s`, refuses the credentials, or does not offer the
+    TLS that `security` asks for.
     """
     servers = [u.strip() for u in urls.split(",")] if isinstance(urls, str) else list(urls)
     servers = [u for u in servers if u]
     if not servers:
         raise BusError("no NATS URL configured")
+    tls_required = (security is not None and security.tls) or any(u.startswith("tls://") for u in servers)
     nc = Client()
+    secured = _security_options(nc, security, tls_required)
 
     async def _log_disconnected() -> None:
         if not nc.is_closed:
@@ -119,25 +207,25 @@ async def connect(
                 max_reconnect_attempts=-1,
                 ping_interval=10,
                 max_outstanding_pings=3,
-                user=user,
-                password=password,
-                token=token,
                 error_cb=_log_error,
                 disconnected_cb=_log_disconnected,
                 reconnected_cb=_log_reconnected,
+                **secured,
             ),
             timeout=connect_timeout_s,
         )
+        if tls_required and not nc._server_info.get("tls_required"):  # no public INFO accessor
+            raise TLSNotOffered
     except (nats.errors.Error, TimeoutError, OSError) as exc:
         cause = nc.last_error if isinstance(exc, TimeoutError) and nc.last_error else exc
         with contextlib.suppress(Exception):
             await nc.close()
-        shown = ", ".join(_without_credentials(u) for u in servers)
+        shown = ", ".join(without_credentials(u) for u in servers)
         raise BusError(f"cannot connect to NATS at {shown}: {describe(cause)}") from exc
     return Bus(nc=nc, js=nc.jetstream(timeout=request_timeout_s))
 
 
-def _without_credentials(url: str) -> str:
+def without_credentials(url: str) -> str:
     """Strip `user:pass@` from a URL so it can appear in a message."""
     scheme, sep, rest = url.rpartition("://")
     if "@" in rest:

@@ -8,12 +8,14 @@ cannot be decoded (redelivering it would never help) and log it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from opentelemetry import context as otel_context
@@ -114,6 +116,7 @@ async def consume(
     queue: str | None = None,
     deliver_policy: api.DeliverPolicy | None = None,
     nak_delay_s: float = 2.0,
+    ack_wait_s: float | None = None,
 ) -> Consumer:
     """Run `handler(model, trace_context)` for every message on `subject`, one at a time, in order.
 
@@ -121,6 +124,10 @@ async def consume(
     sharing `queue` split the work); without it an ordered, ephemeral consumer replays from
     `deliver_policy` (default: everything) and needs no acks. Each handler runs in a CONSUMER span
     that continues the publisher's trace; the context passed to it holds that span.
+
+    `ack_wait_s` (durable only): how long a delivered, unacknowledged message waits before JetStream
+    delivers it again — to another subscriber of the queue when its first one died with it. An existing
+    durable consumer is updated to it (JetStream's default is 30 s).
     """
     acked = durable is not None
 
@@ -148,13 +155,30 @@ async def consume(
 
     with bus_errors(f"subscribing to {subject}"):
         if acked:
-            config = api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, deliver_policy=deliver_policy)
+            config = api.ConsumerConfig(
+                ack_policy=api.AckPolicy.EXPLICIT, deliver_policy=deliver_policy, ack_wait=ack_wait_s
+            )
+            if ack_wait_s is not None and durable is not None:
+                await _update_ack_wait(js, subject, durable, ack_wait_s)
             sub = await js.subscribe(
                 subject, queue=queue, durable=durable, cb=on_msg, manual_ack=True, config=config
             )
         else:
             sub = await js.subscribe(subject, cb=on_msg, ordered_consumer=True, deliver_policy=deliver_policy)
     return Consumer(sub)
+
+
+async def _update_ack_wait(js: JetStreamContext, subject: str, durable: str, ack_wait_s: float) -> None:
+    """Bring an existing durable consumer to `ack_wait_s` (a consumer created by an older version keeps
+    its settings otherwise); a consumer that does not exist yet is created by the subscribe."""
+    stream = await js.find_stream_name_by_subject(subject)
+    try:
+        info = await js.consumer_info(stream, durable)
+    except nats.js.errors.NotFoundError:
+        return
+    if info.config.ack_wait is not None and abs(info.config.ack_wait - ack_wait_s) < 1e-3:
+        return
+    await js.add_consumer(stream, dataclasses.replace(info.config, ack_wait=ack_wait_s))
 
 
 async def _settle(ack: Awaitable[None]) -> None:

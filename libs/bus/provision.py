@@ -37,6 +37,8 @@ INSTANCES = "baton_instances"
 SETTINGS = "baton_settings"
 RECOVERIES = "baton_recoveries"
 FENCES = "baton_fences"
+TAGS = "baton_tags"
+MAINTENANCE = "baton_maintenance"
 
 _STREAM_EXISTS = 10058  # "stream name already in use with a different configuration"
 
@@ -77,6 +79,8 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec(SETTINGS, "global switches (e.g. recoveries disabled)", 5),
     BucketSpec(RECOVERIES, "latest recovery record per cluster (open ones are resumed)", 10),
     BucketSpec(FENCES, "failed masters kept read-only until an operator ends the watch", 5),
+    BucketSpec(TAGS, "instance tags (tag/untag): {name: value} per instance", 1),
+    BucketSpec(MAINTENANCE, "maintenance locks per instance (per-message TTL)", 1, 60),
 )
 
 

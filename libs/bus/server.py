@@ -93,6 +93,56 @@ class ClusterConfig:
     routes: list[str] = field(default_factory=list)  # "nats-route://127.0.0.1:PORT"
 
 
+@dataclass(frozen=True)
+class ServerTLS:
+    """TLS of the client port: the server's certificate and key; with `verify`, clients must present a
+    certificate signed by `ca_file` (mutual TLS)."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str = ""
+    verify: bool = False
+
+
+@dataclass(frozen=True)
+class ServerAuth:
+    """Who may connect: `users` as (user, password) pairs and/or public user NKeys (`U...`), or a single
+    `token` (nats-server does not combine a token with a users list), or operator (JWT) mode: the
+    operator's JWT, the system account's public key and the account JWTs (public key, JWT) preloaded
+    into an in-memory resolver, for users with `.creds` files."""
+
+    users: tuple[tuple[str, str], ...] = ()
+    nkeys: tuple[str, ...] = ()
+    token: str = ""
+    operator_jwt: str = ""
+    system_account: str = ""
+    accounts: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.token and (self.users or self.nkeys):
+            raise ValueError("nats-server takes either a token or users/nkeys, not both")
+        if self.operator_jwt and (self.token or self.users or self.nkeys):
+            raise ValueError("operator (JWT) mode does not combine with users, nkeys or a token")
+
+    def render(self) -> list[str]:
+        q = _quote
+        if self.operator_jwt:
+            preload = [f"  {q(public)}: {q(jwt)}" for public, jwt in self.accounts]
+            return [
+                f"operator: {q(self.operator_jwt)}",
+                f"system_account: {q(self.system_account)}",
+                "resolver: MEMORY",
+                "resolver_preload: {",
+                *preload,
+                "}",
+            ]
+        if self.token:
+            return ["authorization {", f"  token: {q(self.token)}", "}"]
+        entries = [f"    {{user: {q(user)}, password: {q(password)}}}" for user, password in self.users]
+        entries += [f"    {{nkey: {q(nkey)}}}" for nkey in self.nkeys]
+        return ["authorization {", "  users: [", *entries, "  ]", "}"]
+
+
 class NatsServer:
     """One nats-server process with JetStream, on loopback by default, restartable on the same ports.
 
@@ -113,7 +163,11 @@ class NatsServer:
         sync_always: bool = False,
         binary: str | Path | None = None,
         ready_timeout: float = 10.0,
+        tls: ServerTLS | None = None,
+        auth: ServerAuth | None = None,
     ) -> None:
+        """`tls`/`auth`: require TLS on the client port and/or credentials (the monitoring port stays
+        plain HTTP on loopback, for the readiness check)."""
         self.store_dir = Path(store_dir)
         self.host = host
         self.port = port or free_port(host)
@@ -123,11 +177,15 @@ class NatsServer:
         self.sync_always = sync_always
         self.binary = find_nats_server(binary)
         self.ready_timeout = ready_timeout
+        self.tls = tls
+        self.auth = auth
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"nats://{self.host}:{self.port}"
+        """The client URL (`tls://` when the server requires TLS)."""
+        scheme = "tls" if self.tls is not None else "nats"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def config_path(self) -> Path:
@@ -167,6 +225,18 @@ class NatsServer:
                 f"  routes: [{routes}]",
                 "}",
             ]
+        if self.tls is not None:
+            lines += [
+                "tls {",
+                f"  cert_file: {q(self.tls.cert_file)}",
+                f"  key_file: {q(self.tls.key_file)}",
+                *([f"  ca_file: {q(self.tls.ca_file)}"] if self.tls.ca_file else []),
+                f"  verify: {'true' if self.tls.verify else 'false'}",
+                "  timeout: 5",
+                "}",
+            ]
+        if self.auth is not None:
+            lines += self.auth.render()
         return "\n".join(lines) + "\n"
 
     def start(self) -> None:
@@ -174,6 +244,8 @@ class NatsServer:
         if self.running:
             return
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.touch(mode=0o600)  # it may hold passwords or a token (ServerAuth)
+        self.config_path.chmod(0o600)
         self.config_path.write_text(self.render_config())
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed right after
         try:

@@ -284,6 +284,21 @@ def register(app: typer.Typer) -> None:
         target = _target(alias, instance)
         _failover(api, as_json, f"force-master-failover/{target}", target, "failing over")
 
+    @cmd("force-master-takeover")
+    def force_master_takeover(
+        alias: Alias = None,
+        instance: OptInst = None,
+        destination: Dest = None,
+        api: Api = DEFAULT_API,
+        as_json: Json = False,
+    ) -> None:
+        """Fail over a cluster's master as if it were dead, promoting the designated direct replica."""
+        target = _target(alias, instance)
+        if not destination:
+            raise ApiClientError("force-master-takeover needs the replica to promote: -d HOST:PORT", 2)
+        path = f"force-master-takeover/{target}/{hostport(destination)}"
+        _failover(api, as_json, path, target, "failing over")
+
     @cmd("graceful-master-takeover")
     def graceful(
         alias: Alias = None,

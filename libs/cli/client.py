@@ -4,18 +4,24 @@ Errors become `ApiClientError` with a one-line message and the exit code the CLI
 1 the API refused or failed the command (its message), 3 the API cannot be reached, 4 not authorised.
 Credentials come from the environment (`BATON_TOKEN`, or `BATON_AUTH_USER` + `BATON_AUTH_PASSWORD`),
 never from the command line, and never appear in messages.
+
+HTTPS (an API with `UseSSL`): `BATON_API_CA_FILE` names the CA bundle its certificate is verified with
+(default: the system CAs); `BATON_API_CERT_FILE` + `BATON_API_KEY_FILE` a client certificate for an API
+with `UseMutualTLS`. Verification is never switched off.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
 from libs.errors import BatonError
+from libs.tls import TLSFileError, client_context
 
 DEFAULT_API = "http://127.0.0.1:3000"
 EXIT_API_ERROR = 1
@@ -39,6 +45,31 @@ def _auth_from_env() -> tuple[dict[str, str], httpx.BasicAuth | None]:
     return {}, None
 
 
+CA_ENV, CERT_ENV, KEY_ENV = "BATON_API_CA_FILE", "BATON_API_CERT_FILE", "BATON_API_KEY_FILE"
+
+
+def tls_from_env() -> ssl.SSLContext:
+    """The client TLS context: the CA of BATON_API_CA_FILE (else the system's), and the client
+    certificate of BATON_API_CERT_FILE/BATON_API_KEY_FILE when set. A file that cannot be used is an
+    ApiClientError naming its variable."""
+    ca, cert, key = (os.environ.get(name, "") for name in (CA_ENV, CERT_ENV, KEY_ENV))
+    if bool(cert) != bool(key):
+        raise ApiClientError(f"{CERT_ENV} and {KEY_ENV} must be set together")
+    try:
+        return client_context(ca, cert, key)
+    except TLSFileError as exc:
+        which = f"{CA_ENV}={ca!r}" if exc.what == "ca_file" else f"{CERT_ENV}={cert!r}/{KEY_ENV}={key!r}"
+        raise ApiClientError(f"{which}: {exc}") from None
+
+
+def _unreachable(base: str, exc: httpx.HTTPError) -> str:
+    """Why the API cannot be reached, in one line (a TLS failure says which)."""
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
+        return f"cannot reach the API at {base}: TLS: {text.splitlines()[0][:200]}"
+    return f"cannot reach the API at {base}: {type(exc).__name__}"
+
+
 def normalize(api: str) -> str:
     """`http://h:3000`, `http://h:3000/` or `http://h:3000/api` → `http://h:3000/api`."""
     base = api.rstrip("/")
@@ -49,7 +80,9 @@ class ApiClient:
     def __init__(self, api: str = DEFAULT_API, *, timeout_s: float = 120.0) -> None:
         self.base = normalize(api)
         headers, auth = _auth_from_env()
-        self.http = httpx.Client(base_url=self.base, headers=headers, auth=auth, timeout=timeout_s)
+        self.http = httpx.Client(
+            base_url=self.base, headers=headers, auth=auth, timeout=timeout_s, verify=tls_from_env()
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -67,9 +100,7 @@ class ApiClient:
         except httpx.TimeoutException:
             raise ApiClientError(f"the API at {self.base} did not answer in time", EXIT_UNREACHABLE) from None
         except httpx.HTTPError as exc:
-            raise ApiClientError(
-                f"cannot reach the API at {self.base}: {type(exc).__name__}", EXIT_UNREACHABLE
-            ) from None
+            raise ApiClientError(_unreachable(self.base, exc), EXIT_UNREACHABLE) from None
         try:
             body = resp.json()
         except ValueError:

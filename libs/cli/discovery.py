@@ -29,7 +29,7 @@ from libs.bus.connection import Bus, bus_errors, connect
 from libs.bus.provision import provision
 from libs.bus.subjects import snapshot_subject
 from libs.config import Settings, load_settings
-from libs.config.derive import probe_settings, topology_credentials
+from libs.config.derive import nats_security, probe_settings, topology_credentials
 from libs.discovery import registry as reg
 from libs.discovery.names import Names
 from libs.errors import BatonError, ConfigError
@@ -55,7 +55,7 @@ async def _bus(settings: Settings, nats_urls: str | None) -> Bus:
     urls = nats_urls or ",".join(settings.BatonNatsURLs)
     if not urls:
         raise ConfigError("no NATS server: pass --nats URL or set BatonNatsURLs")
-    bus = await connect(urls, f"baton-cli {socket.gethostname()}")
+    bus = await connect(urls, f"baton-cli {socket.gethostname()}", security=nats_security(settings))
     try:
         await provision(bus.js, settings.BatonStreamReplicas)
     except BatonError:

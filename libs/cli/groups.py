@@ -14,7 +14,7 @@ def _version() -> None:
 
 def register(app: typer.Typer) -> None:
     """Add every area's commands to the root app."""
-    from libs.cli import api_commands, discovery
+    from libs.cli import api_commands, discovery, question_commands, refactor_commands
     from libs.cli.inspect import config_app, probe_command
     from libs.cli.up import up_command
     from libs.sandbox.cli import app as sandbox_app
@@ -26,3 +26,5 @@ def register(app: typer.Typer) -> None:
     app.command("probe")(probe_command)
     discovery.register(app)  # discover / forget: straight to NATS (works without the API)
     api_commands.register(app)  # orchestrator-client's verbs, through the API
+    question_commands.register(app)  # orchestrator-client's questions, tags, maintenance, raft-*
+    refactor_commands.register(app)  # orchestrator-client's refactoring and replication control

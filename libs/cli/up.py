@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 
+from libs.bus.connection import without_credentials
 from libs.bus.server import NatsServer, free_port
 from libs.config import Settings, load_settings
-from libs.errors import BatonError
+from libs.errors import BatonError, ConfigError
 from libs.sandbox import Sandbox
 from libs.sandbox.server import port_is_free
 from libs.sandbox.spec import master_replicas
@@ -104,6 +106,30 @@ def embedded_settings(
     return settings.model_copy(update=update)
 
 
+NATS_SECURITY_KEYS = (
+    "BatonNatsCAFile",
+    "BatonNatsCertFile",
+    "BatonNatsKeyFile",
+    "BatonNatsUser",
+    "BatonNatsPassword",
+    "BatonNatsToken",
+    "BatonNatsCredsFile",
+    "BatonNatsNKeySeedFile",
+)
+
+
+def _refuse_nats_security_for_embedded(settings: Settings) -> None:
+    """The embedded nats-server listens on loopback without TLS or auth: NATS security keys describe an
+    external server, so asking for them without `--nats` is an error rather than silently unused."""
+    for key in NATS_SECURITY_KEYS:
+        value = getattr(settings, key)
+        if value.get_secret_value() if isinstance(value, SecretStr) else value:
+            raise ConfigError(
+                f"{key}: set, but `baton up` without --nats runs an embedded NATS without TLS or auth; "
+                "pass --nats URL of the secured server (or unset the BatonNats* security keys)"
+            )
+
+
 def services_for(settings: Settings) -> dict[str, ServeFn]:
     """The services `up` runs. Imported here so `baton --help` does not pay for them."""
     from services.analyzer.service import serve as analyzer
@@ -150,11 +176,8 @@ async def up(
 ) -> None:
     """Run everything until SIGINT/SIGTERM. `explicit`: the keys the operator set (file or env)."""
     state = _state(state_dir)
-    setup_telemetry(
-        "baton",
-        settings.BatonTelemetryExporter if settings.BatonTelemetryExporter != "prometheus" else "none",
-        settings.BatonTelemetryEndpoint or None,
-    )
+    # one process, one set of metrics: with "prometheus" the API serves them all at /metrics
+    setup_telemetry("baton", settings.BatonTelemetryExporter, settings.BatonTelemetryEndpoint or None)
     stop = asyncio.Event()
     install_signal_handlers(stop)
 
@@ -164,11 +187,13 @@ async def up(
         if nats:
             nats_url = nats
         else:
+            _refuse_nats_security_for_embedded(settings)
             server = NatsServer(state_dir / "nats", port=_nats_port(state))
             await asyncio.to_thread(server.start)
             nats_url = server.url
             state["nats_port"] = server.port
-        console.print(f"[bold]NATS[/] {nats_url}" + (" (embedded)" if server else ""))
+        shown = ", ".join(without_credentials(u) for u in nats_url.split(","))
+        console.print(f"[bold]NATS[/] {shown}" + (" (embedded)" if server else ""))
         if with_sandbox:
             started = time.perf_counter()
             sandbox = Sandbox(
@@ -190,7 +215,8 @@ async def up(
             explicit=explicit,
         )
         console.print(
-            f"[bold]API[/] http://{run_settings.ListenAddress}  (try: baton clusters; baton topology -a ...)"
+            f"[bold]API[/] {'https' if run_settings.UseSSL else 'http'}://{run_settings.ListenAddress}"
+            "  (try: baton clusters; baton topology -a ...)"
         )
         console.print("Ctrl-C stops everything.")
         await run_services(run_settings, stop)

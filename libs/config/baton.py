@@ -52,12 +52,32 @@ class BatonKeys(ConfigSection):
 
     BatonNatsURLs: list[str] = Field(default_factory=list)
     """NATS servers to connect to (`nats://host:4222`). Empty: `baton up` starts an embedded one."""
+    BatonNatsCAFile: str = ""
+    """CA bundle (PEM) that NATS servers' certificates are verified with. Setting it (or
+    BatonNatsCertFile, or a `tls://` URL) makes TLS mandatory: a server that does not offer TLS is refused
+    before any credential is sent. Read by every service's NATS connection (libs/bus/connection.py)."""
+    BatonNatsCertFile: str = ""
+    """Client certificate (PEM) presented to NATS servers that verify clients (`tls { verify: true }`);
+    needs BatonNatsKeyFile."""
+    BatonNatsKeyFile: str = ""
+    """Private key (PEM) of BatonNatsCertFile."""
+    BatonNatsUser: str = ""
+    """NATS user (with BatonNatsPassword), for a server with `authorization { users: [...] }`."""
+    BatonNatsPassword: SecretStr = SecretStr("")
+    """Password of BatonNatsUser (`${VAR}` allowed). Never logged."""
+    BatonNatsToken: SecretStr = SecretStr("")
+    """NATS authorization token (`authorization { token: ... }`; `${VAR}` allowed). Never logged."""
+    BatonNatsCredsFile: str = ""
+    """NATS `.creds` file (user JWT + NKey seed) for servers in operator/JWT mode."""
+    BatonNatsNKeySeedFile: str = ""
+    """File holding a user NKey seed (`SU...`) for servers that list the user's public NKey."""
     BatonStreamReplicas: int = Field(default=1, ge=1, le=5)
     """Replicas of every JetStream stream and KV bucket (3 in a 3-node production cluster)."""
     BatonNodeName: str = Field(default_factory=socket.gethostname, min_length=1)
     """Name of this process in events and leases (orchestrator's `{orchestratorHost}`). Default: hostname."""
     BatonDataCenter: str = ""
-    """Data center this process runs in (a kvpublisher publishes to this DC's Consul)."""
+    """Name of the data center of the single Consul given by ConsulAddress (default `default`); with
+    BatonConsulDataCenters, the names are its keys and a kvpublisher's `--dc` flags pick among them."""
     BatonConsulDataCenters: dict[str, ConsulDataCenter] = Field(default_factory=dict)
     """Consul per data center: `{"dc1": {"Address": "...", "AclToken": "...", "Scheme": "http"}}`.
     Empty: the single Consul of ConsulAddress/ConsulAclToken/ConsulScheme, if set."""
@@ -88,9 +108,17 @@ class BatonKeys(ConfigSection):
     BatonAuthTokens: list[AuthToken] = Field(default_factory=list)
     """API bearer tokens and their roles."""
     BatonTelemetryExporter: Literal["none", "console", "otlp", "prometheus"] = "none"
-    """Where traces and metrics go."""
+    """Where traces and metrics go: `none`; `console` (stdout, for a developer); `otlp` (traces and
+    metrics to BatonTelemetryEndpoint); `prometheus` (metrics only, scraped at `/metrics`: on the API's
+    ListenAddress in a process that runs the API — `python -m services.api`, `baton up` — and on
+    BatonMetricsListen in the prober, analyzer, recovery and kvpublisher)."""
     BatonTelemetryEndpoint: str = ""
-    """OTLP endpoint (otlp) or `host:port` to serve /metrics on (prometheus)."""
+    """OTLP/HTTP endpoint of the `otlp` exporter (default `http://127.0.0.1:4318`)."""
+    BatonMetricsListen: str = "127.0.0.1:9464"
+    """`host:port` where a service without an HTTP server of its own (prober, analyzer, recovery,
+    kvpublisher) serves `/metrics` when BatonTelemetryExporter is `prometheus` (`0.0.0.0:9464` to be
+    scraped from other hosts; each process on one host needs its own port, e.g. through
+    `BATON_BatonMetricsListen`). The API and `baton up` serve `/metrics` on ListenAddress instead."""
     BatonStateDir: str = ".baton"
     """Local state of `baton up`: the embedded NATS store, the SQLite read model."""
     BatonReadModelURL: SecretStr = SecretStr("")

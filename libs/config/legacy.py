@@ -21,14 +21,16 @@ SCALED_KEYS: dict[str, tuple[str, int]] = {
 }
 
 _IGNORED_GROUPS: dict[str, str] = {
-    "process, logging, web server TLS and agents": """
+    "process, logging and agents": """
         Debug EnableSyslog ListenSocket HTTPAdvertise AgentsServerPort StatusSimpleHealth StatusOUVerify
-        UseSSL UseMutualTLS SSLSkipVerify SSLPrivateKeyFile SSLCertFile SSLCAFile SSLValidOUs
         ServeAgentsHttp AgentsUseSSL AgentsUseMutualTLS AgentSSLSkipVerify AgentSSLPrivateKeyFile
         AgentSSLCertFile AgentSSLCAFile AgentSSLValidOUs AgentPollMinutes UnseenAgentForgetHours
         StaleSeedFailMinutes SeedAcceptableBytesDiff SeedWaitSecondsBeforeSend AgentAutoDiscover
         HttpTimeoutSeconds WebMessage RemoveTextFromHostnameDisplay MaxOutdatedKeysToShow
         PrependMessagesWithOrcIdentity
+    """,
+    "TLS variants Baton does not implement (MySQLTopologyUseMutualTLS, UseSSL/UseMutualTLS are)": """
+        MySQLTopologyUseMixedTLS SSLSkipVerify SSLValidOUs
     """,
     "web auth variants Baton does not implement": """
         OAuthClientId OAuthClientSecret OAuthScopes SessionSecretKey AzureClientID AzureTenantID
@@ -38,14 +40,13 @@ _IGNORED_GROUPS: dict[str, str] = {
     "orchestrator's own backend and raft (JetStream replaces both)": """
         SkipOrchestratorDatabaseUpdate PanicIfDifferentDatabaseDeploy RaftEnabled RaftBind RaftAdvertise
         RaftDataDir DefaultRaftPort RaftNodes ExpectFailureAnalysisConcensus
-        MySQLOrchestratorMaxPoolConnections MySQLOrchestratorSSLPrivateKeyFile MySQLOrchestratorSSLCertFile
-        MySQLOrchestratorSSLCAFile MySQLOrchestratorSSLSkipVerify MySQLOrchestratorUseMutualTLS
-        MySQLOrchestratorRejectReadOnly MySQLConnectionLifetimeSeconds InstanceWriteBufferSize
+        MySQLOrchestratorMaxPoolConnections MySQLOrchestratorRejectReadOnly MySQLConnectionLifetimeSeconds
+        InstanceWriteBufferSize
         BufferInstanceWrites InstanceFlushIntervalMilliseconds AuditLogFile AuditToSyslog AuditToBackendDB
         AuditPurgeDays AuditPageSize SupportFuzzyPoolHostnames InstancePoolExpiryMinutes RecoveryPollSeconds
     """,
     "discovery tuning that has no meaning in Baton's sharded prober": """
-        MySQLTopologyUseMixedTLS TLSCacheTTLFactor SkipMaxScaleCheck SnapshotTopologiesIntervalHours
+        TLSCacheTTLFactor SkipMaxScaleCheck SnapshotTopologiesIntervalHours
         DiscoveryMaxConcurrency DiscoveryQueueCapacity DiscoveryQueueMaxStatisticsSize
         DiscoveryCollectionRetentionSeconds SkipBinlogServerUnresolveCheck ExpiryHostnameResolvesMinutes
         RejectHostnameResolvePattern ProblemIgnoreHostnameFilters ReplicationCredentialsQuery

@@ -10,6 +10,8 @@ What the loader promises:
   is close; a key written in other letter case (Go's decoder accepts `instancepollseconds`) is taken as
   the known key, with a WARNING; keys starting with `_`, `#` or `//` are comments and are skipped;
 - orchestrator keys Baton does not use (`legacy.IGNORED_KEYS`) are logged once at INFO;
+- a key Baton accepts but does not use (`usage.NOT_USED`) that the file or the environment sets logs a
+  WARNING naming it and why, so that no setting is silently ignored;
 - orchestrator's old names (`SlaveLagQuery`, `RecoveryPeriodBlockMinutes`, ...) are translated;
 - every failure is a `ConfigError` with a one-line message naming the source and the key, e.g.
   `config /etc/baton.json: InstancePollSeconds: expected an integer, got "five"`; a secret's value is
@@ -39,6 +41,7 @@ from libs.config.legacy import IGNORED_KEYS, RENAMED_KEYS, SCALED_KEYS
 from libs.config.messages import describe, json_type, show
 from libs.config.mycnf import read_mycnf
 from libs.config.settings import Settings
+from libs.config.usage import NOT_USED
 from libs.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,8 @@ def load_settings(path: str | Path | None, env: Mapping[str, str] = os.environ) 
         settings = Settings.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(describe(exc, sources, label, SECRET_KEYS)) from None
+    for key in sorted(set(sources) & set(NOT_USED)):
+        log.warning("config %s: %s is accepted but not used by Baton: %s", sources[key], key, NOT_USED[key])
     return _apply_credential_files(settings, sources, label)
 
 

@@ -58,7 +58,9 @@ class RecoveryKeys(ConfigSection):
     failover; 0 = none, as orchestrator documents it (orchestrator 3.2.6 ignores the key and always
     uses 365 days)."""
     MasterFailoverDetachReplicaMasterHost: bool = False
-    """Detach the promoted server's master_host so it can never replicate from the old master again."""
+    """Detach the promoted server's master_host (`MASTER_HOST='//host'`, replication stopped) so it can
+    never replicate from the old master again. With ApplyMySQLPromotionAfterMasterFailover on, RESET
+    SLAVE ALL already forgets the old master and there is nothing left to detach."""
     DetachLostReplicasAfterMasterFailover: bool = True
     """Detach (reversibly) replicas that could not be moved under the new master."""
     FailMasterPromotionIfSQLThreadNotUpToDate: bool = False
@@ -72,7 +74,9 @@ class RecoveryKeys(ConfigSection):
     PreventCrossRegionMasterFailover: bool = False
     """Only promote a server in the failed master's region, or fail."""
     PostponeReplicaRecoveryOnLagMinutes: NonNegative = 0
-    """Replicas delayed more than this are repointed after the promotion and the hooks."""
+    """Replicas whose SQL_Delay (MASTER_DELAY) is above this many minutes are repointed under the new
+    master only once it is promoted (orchestrator's postponed relocation: they do not hold the promotion
+    back). Baton does it right after the promotion step, before publishing and the hooks. 0: off."""
     CoMasterRecoveryMustPromoteOtherCoMaster: bool = True
     """In a co-master failure, promote the other co-master or fail."""
     RecoverNonWriteableMaster: bool = False
@@ -82,7 +86,10 @@ class RecoveryKeys(ConfigSection):
     EnforceExactSemiSyncReplicas: bool = False
     """Keep exactly the wait-count number of semi-sync replicas enabled."""
     VerifyReplicationFilters: bool = False
-    """Refuse to repoint a replica under a server with different replication filters."""
+    """orchestrator's rule: a server with replication filters (Replicate_Do_DB & co.) cannot serve a
+    replica that has none. Failovers then neither promote such a server over unfiltered replicas nor move
+    them under it, and dead intermediate masters' replicas are not relocated under it. (Manual
+    relocations through the API do not check it.)"""
     UseSuperReadOnly: bool = False
     """Set super_read_only (MySQL) whenever read_only is set."""
     MaxConcurrentReplicaOperations: int = Field(default=5, ge=1)

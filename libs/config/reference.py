@@ -1,7 +1,7 @@
 """The key reference, generated from `Settings` so the docs cannot drift from the code.
 
-`markdown_table()` renders every key with its type, default and documentation; `docs/` and a future
-`baton config keys` command print it.
+`markdown_table()` renders every key with its type, default and documentation, `unused_markdown()` the
+keys accepted but not used (`docs/architecture.md` holds that list; a test compares them).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from libs.config.settings import Settings
+from libs.config.usage import NOT_USED
 
 _COMPUTED_DEFAULTS = {"BatonNodeName": "(this host's name)"}
 
@@ -33,10 +34,17 @@ def _default(name: str, field: FieldInfo) -> str:
     return json.dumps(value)
 
 
+def _doc(name: str, field: FieldInfo) -> str:
+    doc = " ".join((field.description or "").split())
+    if name in NOT_USED:
+        doc += f" **Accepted, not used by Baton**: {NOT_USED[name]} (a config that sets it gets a warning)."
+    return doc
+
+
 def key_reference() -> list[tuple[str, str, str, str]]:
     """(key, type, default as JSON, documentation) for every key, in declaration order."""
     return [
-        (name, _type_name(field), _default(name, field), " ".join((field.description or "").split()))
+        (name, _type_name(field), _default(name, field), _doc(name, field))
         for name, field in Settings.model_fields.items()
     ]
 
@@ -48,3 +56,8 @@ def markdown_table() -> str:
         cells = (f"`{name}`", f"`{type_name}`", f"`{default}`", doc)
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows)
+
+
+def unused_markdown() -> str:
+    """The keys Baton accepts but does not use (`usage.NOT_USED`), as a Markdown list for `docs/`."""
+    return "\n".join(f"- `{key}`: {NOT_USED[key]}." for key in sorted(NOT_USED))

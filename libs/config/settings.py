@@ -12,10 +12,11 @@ Secrets (passwords, tokens, URLs that may hold a password) are `SecretStr`: `rep
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import SecretStr, model_validator
+from pydantic import BaseModel, SecretStr, model_validator
 
 from libs.config.baton import AuthToken, BatonKeys, ConsulDataCenter
 from libs.config.recovery import RecoveryKeys
@@ -77,7 +78,7 @@ class Settings(BatonKeys, RecoveryKeys, TopologyKeys):
             single = ConsulDataCenter(
                 Address=self.ConsulAddress, AclToken=self.ConsulAclToken, Scheme=self.ConsulScheme
             )
-            return {self.node_data_center: single}
+            return {self.BatonDataCenter or DEFAULT_DATA_CENTER: single}
         return {}
 
     def read_model_url(self) -> SecretStr:
@@ -110,6 +111,33 @@ class Settings(BatonKeys, RecoveryKeys, TopologyKeys):
     def admin_tokens(self) -> list[AuthToken]:
         """The tokens whose role is admin."""
         return [token for token in self.BatonAuthTokens if token.Role == "admin"]
+
+    def secret_values(self) -> set[str]:
+        """Every non-empty secret of this config (top level and nested: tokens, Consul ACLs)."""
+        found: set[str] = set()
+
+        def walk(value: Any) -> None:
+            if isinstance(value, SecretStr):
+                if value.get_secret_value():
+                    found.add(value.get_secret_value())
+            elif isinstance(value, BaseModel):
+                for name in type(value).model_fields:
+                    walk(getattr(value, name))
+            elif isinstance(value, dict):
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    walk(item)
+
+        walk(self)
+        return found
+
+    def environment_without_secrets(self, env: Mapping[str, str]) -> dict[str, str]:
+        """`env` minus every variable whose value holds one of this config's secrets (a password given
+        as `${VAR}` lives in VAR): what child processes such as hooks may inherit."""
+        secrets = self.secret_values()
+        return {name: value for name, value in env.items() if not any(s in value for s in secrets)}
 
     def redacted_dict(self) -> dict[str, Any]:
         """Every key and its value, JSON-ready, with each non-empty secret shown as `**********`.

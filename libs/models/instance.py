@@ -135,6 +135,7 @@ class ReplicationStatus(BaseModel):
     retrieved_gtid_set: str = ""  # MySQL
     executed_gtid_set: str = ""  # MySQL
     gtid_io_pos: str = ""  # MariaDB
+    replication_filters: str = ""  # Replicate_Do_DB=...; ... (the non-empty filter columns), "" = none
     # What the IO thread hears from its master (MariaDB: Slave_heartbeat_period/Slave_received_heartbeats
     # of SHOW GLOBAL STATUS; MySQL: performance_schema.replication_connection_configuration/_status).
     heartbeat_period: float = 0.0  # seconds; 0 = heartbeats off (or unknown)
@@ -238,6 +239,7 @@ class InstanceSnapshot(BaseModel):
     # placement and policy (configurable queries)
     data_center: str = ""
     region: str = ""
+    physical_environment: str = ""
     cluster_alias: str = ""
     promotion_rule: PromotionRule = PromotionRule.NEUTRAL
 

@@ -43,6 +43,8 @@ class RecoveryVerb(StrEnum):
     RECOVER = "recover"  # instance (+ optional destination); forced: bypasses blocks/filters/downtime
     RECOVER_LITE = "recover-lite"  # the same, hooks skipped (skip_hooks=True)
     FORCE_MASTER_FAILOVER = "force-master-failover"  # cluster; as if the master were dead
+    # cluster + destination, a direct replica of the master: force-master-failover promoting it
+    FORCE_MASTER_TAKEOVER = "force-master-takeover"
     GRACEFUL_MASTER_TAKEOVER = "graceful-master-takeover"  # cluster (+ destination); old master stopped
     GRACEFUL_MASTER_TAKEOVER_AUTO = "graceful-master-takeover-auto"  # ... old master replicating
     ACK_RECOVERIES = "ack-recoveries"  # scope cluster | instance | all | uid, with a comment
@@ -50,6 +52,8 @@ class RecoveryVerb(StrEnum):
     # cluster optional: baton_masters holds each cluster's live master, then the kvpublishers reconcile;
     # the reply's `details` is orchestrator's `[{"Key", "Value"}]` of the submitted masters
     SUBMIT_MASTERS_TO_KV_STORES = "submit-masters-to-kv-stores"
+    # instance: which of its binary logs hold its errant GTIDs (read-only; `details` = the log names)
+    LOCATE_GTID_ERRANT = "locate-gtid-errant"
 
     @property
     def reply_timeout_s(self) -> float:
@@ -58,6 +62,61 @@ class RecoveryVerb(StrEnum):
             return 5.0
         if self is RecoveryVerb.SUBMIT_MASTERS_TO_KV_STORES:
             return 30.0  # a fresh probe of the clusters, the writes, the kvpublishers' answer
+        if self is RecoveryVerb.LOCATE_GTID_ERRANT:
+            return 30.0  # a fresh probe, then the first events of every binary log
+        return 90.0
+
+
+class RefactorVerb(StrEnum):
+    """The mutating topology verbs of `baton.cmd.recovery.<verb>` (orchestrator-client's names), carried
+    out by the recovery leader under the cluster's recovery lock (`libs/recovery/refactoring.py`).
+    `instance` is the instance acted on, `destination` the target where the verb has one, `argument`
+    the delay seconds (delay-replication), binary log (purge-binary-logs) or pattern (bulk moves)."""
+
+    # replication control
+    STOP_REPLICA = "stop-replica"
+    STOP_REPLICA_NICE = "stop-replica-nice"
+    START_REPLICA = "start-replica"
+    RESTART_REPLICA = "restart-replica"
+    RESET_REPLICA = "reset-replica"
+    DETACH_REPLICA = "detach-replica"
+    REATTACH_REPLICA = "reattach-replica"
+    DETACH_REPLICA_MASTER_HOST = "detach-replica-master-host"
+    REATTACH_REPLICA_MASTER_HOST = "reattach-replica-master-host"
+    SKIP_QUERY = "skip-query"
+    DELAY_REPLICATION = "delay-replication"
+    SET_READ_ONLY = "set-read-only"
+    SET_WRITEABLE = "set-writeable"
+    FLUSH_BINARY_LOGS = "flush-binary-logs"
+    PURGE_BINARY_LOGS = "purge-binary-logs"
+    ENABLE_SEMI_SYNC_MASTER = "enable-semi-sync-master"
+    DISABLE_SEMI_SYNC_MASTER = "disable-semi-sync-master"
+    ENABLE_SEMI_SYNC_REPLICA = "enable-semi-sync-replica"
+    DISABLE_SEMI_SYNC_REPLICA = "disable-semi-sync-replica"
+    GTID_ERRANT_RESET_MASTER = "gtid-errant-reset-master"
+    GTID_ERRANT_INJECT_EMPTY = "gtid-errant-inject-empty"
+    # refactoring
+    RELOCATE = "relocate"
+    RELOCATE_REPLICAS = "relocate-replicas"
+    MOVE_UP = "move-up"
+    MOVE_UP_REPLICAS = "move-up-replicas"
+    MOVE_BELOW = "move-below"
+    MOVE_EQUIVALENT = "move-equivalent"
+    TAKE_SIBLINGS = "take-siblings"
+    TAKE_MASTER = "take-master"
+    REPOINT = "repoint"
+    REPOINT_REPLICAS = "repoint-replicas"
+    MOVE_GTID = "move-gtid"
+    MOVE_REPLICAS_GTID = "move-replicas-gtid"
+    REGROUP_REPLICAS = "regroup-replicas"
+    MAKE_CO_MASTER = "make-co-master"
+    MATCH = "match"
+    MATCH_UP = "match-up"
+    MATCH_UP_REPLICAS = "match-up-replicas"
+
+    @property
+    def reply_timeout_s(self) -> float:
+        """Moves wait for replicas to catch up and stream (bounded on the leader well below this)."""
         return 90.0
 
 
@@ -89,6 +148,7 @@ class CommandRequest(BaseModel):
     scope: AckScope | None = None  # ack-recoveries
     uid: str | None = None  # ack-recoveries by uid
     comment: str = ""  # ack-recoveries: mandatory reason
+    argument: str = ""  # RefactorVerb: delay seconds, binary log name, or a replica pattern
 
 
 class CommandStatus(StrEnum):

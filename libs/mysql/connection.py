@@ -6,6 +6,11 @@ failed at the transport level (client errno >= 2000, timeout, cancellation) is c
 next user, so a restarted server is picked up without anyone noticing. Server-side SQL errors (errno <
 2000) leave the connection in place.
 
+TLS: `Credentials.tls` (a `MySQLTLS`, mapped from orchestrator's `MySQLTopologySSL*` keys by
+libs.config.derive) makes every connection opened with those credentials a TLS one; a client
+certificate is part of how the user authenticates (`REQUIRE X509`), which is why it travels with the
+user and password rather than with the pool.
+
 Before a pooled connection is handed out it is checked: one the event loop already knows is dead (closed,
 or the server closed or reset it while it sat idle: restart, KILL, wait_timeout) is re-opened, with no
 round trip; a pool built with `verify_idle_s` also pings one idle that long (a connection silently dropped
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ssl
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -31,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from libs.models import InstanceKey
 from libs.mysql.dialect import Dialect, dialect_for
+from libs.tls import TLSFileError, client_context
 
 CR_CONN_HOST_ERROR = 2003  # can't connect (refused, unreachable, connect timeout)
 CR_SERVER_GONE = 2006  # server has gone away (the connection was dead before the statement was sent)
@@ -42,13 +50,40 @@ Row = dict[str, Any]
 T = TypeVar("T")
 
 
+class MySQLTLS(BaseModel):
+    """TLS towards MySQL servers (orchestrator's Go client semantics): the server certificate is verified
+    against `ca_file` (the system CAs when empty), hostname included, unless `skip_verify`; the client
+    certificate is presented when `cert_file` (with `key_file`) is set. `context()` raises
+    libs.tls.TLSFileError naming the file it could not use."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    skip_verify: bool = False
+
+    def context(self) -> ssl.SSLContext:
+        """The client SSLContext, built once per distinct settings and shared by every connection (a
+        renewed certificate file is read at the next start)."""
+        return _tls_context(self)
+
+
+@functools.lru_cache(maxsize=16)
+def _tls_context(tls: MySQLTLS) -> ssl.SSLContext:
+    return client_context(tls.ca_file, tls.cert_file, tls.key_file, skip_verify=tls.skip_verify)
+
+
 class Credentials(BaseModel):
-    """A MySQL user. The password is a SecretStr: it prints as `**********` in reprs and logs."""
+    """A MySQL user. The password is a SecretStr: it prints as `**********` in reprs and logs.
+
+    `tls`: connect with TLS (and the client certificate it names); None: plaintext."""
 
     model_config = ConfigDict(frozen=True)
 
     user: str = Field(min_length=1)
     password: SecretStr = SecretStr("")
+    tls: MySQLTLS | None = None
 
 
 class ProbeSettings(BaseModel):
@@ -67,6 +102,15 @@ class ProbeSettings(BaseModel):
     detect_region_query: str | None = None
     detect_cluster_alias_query: str | None = None
     detect_promotion_rule_query: str | None = None
+    detect_physical_environment_query: str | None = None
+    # Regexes on the instance's hostname, first group = the value (libs.topology.placement); the
+    # matching detect_*_query overrides them when it answers.
+    data_center_pattern: str | None = None
+    region_pattern: str | None = None
+    physical_environment_pattern: str | None = None
+    # ClusterNameToAlias: regex on the cluster name -> alias, for a server that is no replica (a cluster's
+    # name is its top master's `host:port`) when detect_cluster_alias_query gave nothing.
+    cluster_name_to_alias: dict[str, str] = Field(default_factory=dict)
 
 
 class MySQLError(Exception):
@@ -211,6 +255,10 @@ class ConnectionPool:
     async def _open(self, key: InstanceKey, creds: Credentials) -> MySQLConnection:
         secret = creds.password.get_secret_value()
         try:
+            tls = creds.tls.context() if creds.tls is not None else None
+        except TLSFileError as exc:
+            raise MySQLError(None, f"TLS: {exc}") from None
+        try:
             async with asyncio.timeout(self.connect_timeout):
                 raw = await asyncmy.connect(
                     host=key.host,
@@ -222,6 +270,7 @@ class ConnectionPool:
                     autocommit=True,
                     charset="utf8mb4",
                     client_flag=CLIENT.MULTI_STATEMENTS | CLIENT.MULTI_RESULTS,
+                    ssl=tls,
                 )
         except Exception as exc:  # noqa: BLE001 - translated at the edge
             raise translate(exc, secret=secret, connecting=True) from None

@@ -182,6 +182,27 @@ class Dialect:
     def reset_replica_all(self) -> str:
         return f"RESET {self._replica_word()} ALL"
 
+    def change_source(self, option: str) -> str:
+        """`CHANGE MASTER TO <MASTER_option> = %s` / `CHANGE REPLICATION SOURCE TO <SOURCE_option> = %s`
+        for one option (`DELAY`, `HOST`); the value is a driver parameter."""
+        if option not in ("DELAY", "HOST"):
+            raise ValueError(f"unknown replication source option {option!r}")
+        if self.source_terms:
+            return f"CHANGE REPLICATION SOURCE TO SOURCE_{option} = %s"
+        return f"CHANGE MASTER TO MASTER_{option} = %s"
+
+    def semi_sync_enabled_var(self, *, master: bool) -> str:
+        """The global enabling semi-sync on the master / replica side (MySQL 8.0.26+: source/replica)."""
+        if not self.is_mariadb and self.version >= (8, 0, 26):
+            return "rpl_semi_sync_source_enabled" if master else "rpl_semi_sync_replica_enabled"
+        return "rpl_semi_sync_master_enabled" if master else "rpl_semi_sync_slave_enabled"
+
+    @property
+    def skip_counter_var(self) -> str:
+        if not self.is_mariadb and self.version >= (8, 0, 26):
+            return "sql_replica_skip_counter"
+        return "sql_slave_skip_counter"
+
     def change_master_gtid(
         self, master: InstanceKey, user: str, password: str, *, connect_retry: int = 1, heartbeat: float = 1.0
     ) -> tuple[str, tuple[Any, ...]]:
@@ -291,6 +312,23 @@ def _io_state(value: Any) -> IOThreadState:
         return IOThreadState.NO
 
 
+# The replication filter columns of SHOW SLAVE STATUS (orchestrator's HasReplicationFilters reads these).
+FILTER_COLUMNS = (
+    "Replicate_Do_DB",
+    "Replicate_Ignore_DB",
+    "Replicate_Do_Table",
+    "Replicate_Ignore_Table",
+    "Replicate_Wild_Do_Table",
+    "Replicate_Wild_Ignore_Table",
+)
+
+
+def replication_filters(row: Mapping[str, Any]) -> str:
+    """The replica's filters as one canonical text (`Replicate_Do_DB=a,b; ...`), "" when it has none."""
+    values = {name: _str(row.get(name)).strip() for name in FILTER_COLUMNS}
+    return "; ".join(f"{name}={value}" for name, value in values.items() if value)
+
+
 def normalize_replication_row(row: Mapping[str, Any] | None) -> ReplicationStatus | None:
     """One `SHOW SLAVE STATUS` / `SHOW REPLICA STATUS` row (as a dict) -> `ReplicationStatus`.
 
@@ -329,6 +367,7 @@ def normalize_replication_row(row: Mapping[str, Any] | None) -> ReplicationStatu
         retrieved_gtid_set=_str(row.get("Retrieved_Gtid_Set")).replace("\n", ""),
         executed_gtid_set=_str(row.get("Executed_Gtid_Set")).replace("\n", ""),
         gtid_io_pos=_str(row.get("Gtid_IO_Pos")),
+        replication_filters=replication_filters(row),
     )
 
 

@@ -11,9 +11,10 @@ Outcomes, mirroring orchestrator's bookkeeping:
 - nothing answered -> `InstanceSnapshot.unreachable(...)` with a one-line error and the MySQL errno
   (2003 refused/connect timeout, 1045 denied, 2013 lost/read timeout).
 A failing optional query (data center, alias, promotion rule, lag; MySQL's heartbeat statement) records
-nothing and fails nothing. Replicas also report what their IO thread hears from the master (heartbeat
-period and count, see `normalize_heartbeats`), which the analysis needs to tell a hung master from an
-idle one.
+nothing and fails nothing. Data center, region and physical environment come from the hostname patterns
+(`libs.topology.placement`, also on an unreachable snapshot), overridden by their queries' answers.
+Replicas also report what their IO thread hears from the master (heartbeat period and count, see
+`normalize_heartbeats`), which the analysis needs to tell a hung master from an idle one.
 """
 
 from __future__ import annotations
@@ -43,9 +44,19 @@ from libs.mysql.dialect import (
     normalize_replication_row,
     normalize_semi_sync,
 )
+from libs.topology.naming import cluster_alias
+from libs.topology.placement import placement
 
 # Names of the optional per-instance queries, in the order they are appended to the batch.
-_OPTIONAL = ("replication_lag", "data_center", "region", "cluster_alias", "promotion_rule")
+_OPTIONAL = (
+    "replication_lag",
+    "data_center",
+    "region",
+    "physical_environment",
+    "cluster_alias",
+    "promotion_rule",
+)
+_PLACES = ("data_center", "region", "physical_environment")
 # The dialect's heartbeat statement (MySQL's performance_schema) rides with the optional ones: a server
 # that refuses it (performance_schema off, no privilege) is still probed, its heartbeats unknown.
 _HEARTBEATS = "heartbeats"
@@ -56,6 +67,7 @@ def _optional_queries(settings: ProbeSettings) -> list[tuple[str, str]]:
         "replication_lag": settings.replication_lag_query,
         "data_center": settings.detect_data_center_query,
         "region": settings.detect_region_query,
+        "physical_environment": settings.detect_physical_environment_query,
         "cluster_alias": settings.detect_cluster_alias_query,
         "promotion_rule": settings.detect_promotion_rule_query,
     }
@@ -254,6 +266,21 @@ async def probe(
     except Exception as exc:  # noqa: BLE001 - every failure becomes an unreachable snapshot
         error = translate(exc, secret=secret)
     latency_ms = (time.perf_counter() - started) * 1000.0
+    # DataCenterPattern & co. on the hostname, overridden by what the Detect...Query answered.
+    places = placement(
+        key.host,
+        data_center_pattern=settings.data_center_pattern,
+        region_pattern=settings.region_pattern,
+        physical_environment_pattern=settings.physical_environment_pattern,
+        detected={name: str(fields.get(name) or "") for name in _PLACES},
+    )
+    fields |= places
+    if error is None and fields.get("replication") is None and settings.cluster_name_to_alias:
+        # A top master names its cluster (`host:port`): ClusterNameToAlias, unless the query answered.
+        detected = str(fields.get("cluster_alias") or "")
+        alias = cluster_alias(str(key), detected, settings.cluster_name_to_alias)
+        if alias != str(key):
+            fields["cluster_alias"] = alias
     if error is None:
         return InstanceSnapshot(
             key=key, probed_at=probed_at, reachable=True, latency_ms=latency_ms, prober=prober, **fields
@@ -270,9 +297,10 @@ async def probe(
             prober=prober,
             **fields,
         )
-    return InstanceSnapshot.unreachable(
+    down = InstanceSnapshot.unreachable(
         key, probed_at, error.message, code=error.code, latency_ms=latency_ms, prober=prober
     )
+    return down.model_copy(update=places) if places else down
 
 
 def require_reachable(snapshot: InstanceSnapshot) -> InstanceSnapshot:

@@ -92,6 +92,24 @@ async def change_master_gtid(
     await s.write(sql, params, what=f"CHANGE MASTER TO {master}", secret=secret)
 
 
+async def set_master_host(s: FencedSession, *, detach: bool) -> str:
+    """detach: `MASTER_HOST='//host'` (an impossible host: the IO thread cannot connect; reversible),
+    replication left stopped; reattach: the host back, replication started. orchestrator's
+    detach-replica-master-host / reattach-replica-master-host (and MasterFailoverDetachReplicaMasterHost)."""
+    status = await replication_status(s)
+    if status is None or status.master is None:
+        raise ReplicationCommandError(f"{s.key} has no master to {'detach' if detach else 'reattach'}")
+    host = status.master.host
+    new = f"//{host}" if detach else host.removeprefix("//")
+    await stop_replication(s)
+    await s.write(
+        (await s.dialect()).change_source("HOST"), (new,), what=f"CHANGE MASTER TO MASTER_HOST {new}"
+    )
+    if not detach:
+        await start_replication(s)
+    return f"master host {host} -> {new}"
+
+
 async def replication_status(s: FencedSession) -> ReplicationStatus | None:
     rows = await s.read((await s.dialect()).show_replica_status)
     return normalize_replication_row(rows[0] if rows else None)

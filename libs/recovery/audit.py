@@ -43,6 +43,9 @@ class Outcome(StrEnum):
 
 GRACEFUL = "graceful-master-takeover"  # command hint prefix (also -auto)
 FORCE_MASTER_FAILOVER = "force-master-failover"
+FORCE_MASTER_TAKEOVER = "force-master-takeover"  # force-master-failover to a designated direct replica
+FORCED_FAILOVERS = (FORCE_MASTER_FAILOVER, FORCE_MASTER_TAKEOVER)  # the master is failed over even if alive
+OPERATION_COMMAND = "operation:"  # command prefix of a refactoring's lock record (`operation:relocate`)
 INTERMEDIATE_MASTER_CODES = frozenset(
     {
         "DeadIntermediateMaster",
@@ -61,6 +64,9 @@ class RecoveryKind(StrEnum):
     INTERMEDIATE_MASTER = "intermediate-master"  # relocate a dead intermediate master's replicas
     GRACEFUL_TAKEOVER = "graceful-takeover"  # planned master switch
     NON_WRITEABLE_MASTER = "non-writeable-master"  # RecoverNonWriteableMaster: read_only=0 on the master
+    # a topology refactoring or replication-control verb (libs/recovery/refactoring.py): it holds the
+    # cluster's record only as the per-cluster lock; never resumed, never blocks, never a recovery event
+    OPERATION = "operation"
 
 
 class StepOutcome(StrEnum):
@@ -142,6 +148,8 @@ class RecoveryRecord(BaseModel):
     # -- what kind of recovery -----------------------------------------------------------------------
     @property
     def kind(self) -> RecoveryKind:
+        if self.command.startswith(OPERATION_COMMAND):
+            return RecoveryKind.OPERATION
         if self.command.startswith(GRACEFUL):
             return RecoveryKind.GRACEFUL_TAKEOVER
         if self.code in INTERMEDIATE_MASTER_CODES:

@@ -15,7 +15,9 @@ nats-py reads the expiry marker of a per-message-TTL key as an empty live value:
 empty are absent, entries past their end too. Whole-bucket reads go through `libs.bus.kvread.scan`
 (tombstones and expiry markers skipped; a short answer is a BusError, never "no blocks"). Entries that
 cannot be decoded fail closed and are logged as errors with their key: a downtime still downtimes its
-instance, a block still blocks the scope its key names (until acknowledged or expired).
+instance, a block still blocks the scope its key names (until acknowledged or expired), an undecodable
+global switch disables automated recoveries, an undecodable deferred detection is not retried (and a
+`baton_candidates` rule counts as must_not: `options.parse_registered`).
 """
 
 from __future__ import annotations
@@ -96,6 +98,15 @@ def undecodable_block(key: str, now: datetime) -> Block | None:
         uid=f"undecodable:{key}",
         blocked_at=now,
         blocked_until=now + UNDECODABLE_HOLD,
+    )
+
+
+def undecodable_global_recoveries() -> GlobalRecoveries:
+    """Fail closed: an undecodable global switch counts as "disabled" (someone wrote it, most likely to
+    disable; a failover on an operator state nobody can read is the unsafe guess). Forced (manual)
+    recoveries still run; `enable-global-recoveries` overwrites the entry."""
+    return GlobalRecoveries(
+        enabled=False, by=f"an undecodable entry {SETTINGS}/{GLOBAL_RECOVERIES_KEY} (fix or delete it)"
     )
 
 
@@ -224,8 +235,13 @@ class KVControlState:
         try:
             return GlobalRecoveries.model_validate_json(value)
         except ValidationError as exc:
-            log.error("%s/%s: undecodable, ignored: %s", SETTINGS, GLOBAL_RECOVERIES_KEY, exc)
-            return None
+            log.error(
+                "%s/%s: undecodable, automated recoveries count as disabled: %s",
+                SETTINGS,
+                GLOBAL_RECOVERIES_KEY,
+                exc,
+            )
+            return undecodable_global_recoveries()
 
     async def downtimes(self, keys: list[InstanceKey], now: datetime) -> dict[InstanceKey, Downtime]:
         if not keys:

@@ -42,6 +42,7 @@ from libs.mysql.replication import (
     received_position,
     replication_status,
     reset_replica_all,
+    set_master_host,
     set_read_only,
     start_replication,
     stop_replication,
@@ -481,15 +482,25 @@ class MySQLExecutor:
 
     async def _promote(self, spec: StepSpec, record: RecoveryRecord, fence: Fence) -> StepResult:
         """STOP SLAVE; RESET SLAVE ALL; read_only=0. A failure is `reversible` (the next candidate may be
-        tried) only while the successor is provably still a read-only replica: at STOP SLAVE."""
+        tried) only while the successor is provably still a read-only replica: at STOP SLAVE.
+
+        MasterFailoverDetachReplicaMasterHost: the promoted server must never replicate from its old
+        source again. RESET SLAVE ALL forgets that source already; with ApplyMySQLPromotionAfterMaster-
+        Failover off (no reset), its MASTER_HOST is detached instead (`//host`, reversible)."""
         apply = self.options.apply_promotion
+        detach = self.options.detach_master_host
         reached: dict[InstanceKey, str] = {}
 
         async def action(s: FencedSession) -> str | None:
             reached[s.key] = "stop"
             await stop_replication(s)
             if not apply:
-                return "replication stopped; ApplyMySQLPromotionAfterMasterFailover is off"
+                note = "replication stopped; ApplyMySQLPromotionAfterMasterFailover is off"
+                if detach:
+                    reached[s.key] = "detach"
+                    detached = await set_master_host(s, detach=True)
+                    note += f"; {detached} (MasterFailoverDetachReplicaMasterHost)"
+                return note
             reached[s.key] = "reset"
             await reset_replica_all(s)
             reached[s.key] = "writable"

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from libs.recovery.audit import INTERMEDIATE_MASTER_CODES as _IM_NAMES
-from libs.recovery.audit import Outcome, RecoveryRecord
+from libs.recovery.audit import OPERATION_COMMAND, Outcome, RecoveryKind, RecoveryRecord
 from libs.recovery.fence import Fence
 from libs.topology.codes import Analysis
+from libs.topology.deferral import stale_detection
 from libs.topology.detection import Detection
 
 # Codes the master failover handles (orchestrator's checkAndRecoverDeadMaster).
@@ -45,7 +46,8 @@ class Refusal(str):
 
 
 # Refusals that may stop applying while the problem lasts: the service retries those detections.
-RETRYABLE = frozenset({"blocked", "downtimed", "disabled"})
+# "operation": a refactoring holds the cluster's lock for a few seconds; the failover waits for it.
+RETRYABLE = frozenset({"blocked", "downtimed", "disabled", "operation"})
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,12 @@ async def one_per_cluster(ctx: GateContext) -> str | None:
     current = ctx.current
     if current is None:
         return None
+    if current.active and current.kind is RecoveryKind.OPERATION:
+        return Refusal(
+            "operation",
+            f"{current.command.removeprefix(OPERATION_COMMAND)} on {current.failed} (operation "
+            f"{current.uid}) holds the lock of {current.alias}; retried when it ends",
+        )
     if current.active:
         return Refusal(
             "busy", f"recovery {current.uid} of {current.alias} is already running (epoch {current.epoch})"
@@ -112,6 +120,12 @@ async def one_per_cluster(ctx: GateContext) -> str | None:
             f"incident {current.incident} was already handled by recovery {current.uid} ({current.outcome})",
         )
     return None
+
+
+async def fresh_detection(ctx: GateContext) -> str | None:
+    """A detection replayed from long ago (first start of the durable consumer) is not acted upon
+    (`libs/topology/deferral.stale_detection`)."""
+    return stale_detection(ctx.detection, ctx.now)
 
 
 DEFAULT_GATES: tuple[Gate, ...] = (handled_code, leader, one_per_cluster)

@@ -101,7 +101,8 @@ class Leadership:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
             if task.done() and not task.cancelled() and task.exception() is not None:
-                log.error("recovery leader work failed: %s", task.exception())
+                exc = task.exception()
+                log.error("recovery leader work failed: %s", exc, exc_info=exc)
                 failed = True
         finally:
             for t in (lost, stop):

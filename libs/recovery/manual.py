@@ -29,7 +29,15 @@ from dataclasses import dataclass
 
 from libs.models import InstanceKey
 from libs.models.operator import AckScope, CommandReply, CommandRequest, CommandStatus, RecoveryAcknowledged
-from libs.recovery.audit import FORCE_MASTER_FAILOVER, GRACEFUL, Outcome, RecoveryRecord, new_record
+from libs.recovery.audit import (
+    FORCE_MASTER_FAILOVER,
+    FORCE_MASTER_TAKEOVER,
+    GRACEFUL,
+    Outcome,
+    RecoveryKind,
+    RecoveryRecord,
+    new_record,
+)
 from libs.recovery.control import Block, ControlState, Deferred, blocked_attempts
 from libs.recovery.fence import Fence
 from libs.recovery.gates import HANDLED_CODES, MASTER_FAILOVER_CODES
@@ -37,11 +45,12 @@ from libs.recovery.keeper import MasterKeeper
 from libs.recovery.old_master import OldMasterFencer
 from libs.recovery.pipeline import RecoveryPipeline
 from libs.recovery.recovery_events import AckPublisher
-from libs.recovery.takeover import takeover_plan
 from libs.topology.analysis import Finding
 from libs.topology.codes import Analysis
 from libs.topology.detection import Detection, DetectionState, incident_id
-from libs.topology.view import ClusterView, InstanceState, fold, group_clusters
+from libs.topology.fresh import fresh_views, view_holding
+from libs.topology.takeover import takeover_plan
+from libs.topology.view import ClusterView
 
 Runner = Callable[[RecoveryRecord], Awaitable[RecoveryRecord]]
 Retry = Callable[[], Awaitable[None]]
@@ -82,13 +91,11 @@ class Operations:
     fences: OldMasterFencer | None = None  # the old-master fencer: ack-recoveries naming one ends its watch
 
     # -- views ---------------------------------------------------------------------------------------
-    def _views(self, extra: dict[InstanceKey, InstanceState] | None = None) -> list[ClusterView]:
-        states = dict(self.pipeline.c.known())
-        states.update(extra or {})
-        return group_clusters(states.values())
+    def _views(self) -> list[ClusterView]:
+        return fresh_views(self.pipeline.c.known())
 
     def _view_of(self, key: InstanceKey) -> ClusterView | None:
-        return next((v for v in self._views() if v.get(key) is not None), None)
+        return view_holding(self._views(), key)
 
     def _cluster(self, req: CommandRequest) -> ClusterView | None:
         views = self._views()
@@ -124,13 +131,12 @@ class Operations:
 
     async def _fresh(self, keys: Sequence[InstanceKey], anchor: InstanceKey) -> ClusterView | None:
         """Probe `keys` now; the cluster view containing `anchor` over known + fresh states."""
-        return next((v for v in await self._fresh_views(keys) if v.get(anchor) is not None), None)
+        return view_holding(await self._fresh_views(keys), anchor)
 
     async def _fresh_views(self, keys: Sequence[InstanceKey]) -> list[ClusterView]:
         """Probe `keys` now; every cluster view over known + fresh states."""
         fresh = await self.pipeline.c.probe(sorted(set(keys)))
-        known = self.pipeline.c.known()
-        return self._views({k: fold(known.get(k), snap) for k, snap in fresh.items()})
+        return fresh_views(self.pipeline.c.known(), fresh)
 
     def _record(
         self, finding: Finding, req: CommandRequest, command: str
@@ -193,18 +199,33 @@ class Operations:
         return await self._start(*self._record(mine, req, ""))
 
     # -- force-master-failover ---------------------------------------------------------------------------
-    async def force_master_failover(self, req: CommandRequest) -> CommandReply:
+    async def force_master_failover(self, req: CommandRequest, *, takeover: bool = False) -> CommandReply:
+        """force-master-failover; with `takeover` (force-master-takeover) the destination, which must be a
+        direct replica of the master (orchestrator's words otherwise), is the one promoted."""
         view = await self._fresh_cluster(req)
         if view is None:
             return _reply(CommandStatus.NOT_FOUND, f"cluster {req.cluster or req.alias} is not known")
         if len(view.masters) != 1:
-            return _reply(CommandStatus.REFUSED, f"cluster {view.name} has no unique master")
+            return _reply(CommandStatus.REFUSED, f"Cannot deduce cluster master for {view.name}")
         master = view.masters[0].key
+        if takeover:
+            if req.destination is None:
+                return _reply(CommandStatus.BAD_REQUEST, "force-master-takeover: destination not indicated")
+            dest = view.get(req.destination)
+            upstream = dest.info.master_key if dest is not None else None
+            if upstream != master:
+                where = f"is {upstream}" if dest is not None else f"not known in cluster {view.name}"
+                return _reply(
+                    CommandStatus.REFUSED,
+                    f"You may only promote a direct child of the master {master}. "
+                    f"The master of {req.destination} {where}.",
+                )
         findings = self.pipeline.c.analyze(view, self.pipeline.c.clock())
         finding = next(
             (f for f in findings if f.instance == master and f.code in MASTER_FAILOVER_CODES), None
         ) or _master_finding(view, master, f"force-master-failover requested by {req.requested_by}")
-        return await self._start(*self._record(finding, req, FORCE_MASTER_FAILOVER))
+        command = FORCE_MASTER_TAKEOVER if takeover else FORCE_MASTER_FAILOVER
+        return await self._start(*self._record(finding, req, command))
 
     # -- graceful-master-takeover[-auto] ---------------------------------------------------------------
     async def graceful_takeover(self, req: CommandRequest, *, auto: bool) -> CommandReply:
@@ -221,12 +242,21 @@ class Operations:
             max_lag_s=c.options.takeover_wait_s,
         )
         if not plan.ok or plan.successor is None:
-            return _reply(CommandStatus.REFUSED, f"graceful takeover refused: {plan.reason}")
+            return _reply(CommandStatus.REFUSED, plan.reason)  # orchestrator's words
         command = f"{GRACEFUL}-auto" if auto else GRACEFUL
         finding = _master_finding(view, plan.failed_master, f"{command} requested by {req.requested_by}")
         detection, record = self._record(finding, req, command)
         record.designated = plan.successor
         return await self._start(detection, record)
+
+    # -- topology refactoring and replication control (libs/recovery/refactoring.py) --------------------
+    async def refactor(self, req: CommandRequest) -> CommandReply:
+        from libs.recovery.refactoring import Refactoring
+
+        runner = Refactoring.of(self.pipeline, self.fence)
+        if runner is None:
+            return _reply(CommandStatus.FAILED, f"{req.verb}: this leader does not act on MySQL")
+        return await runner.run(req)
 
     # -- acknowledgements and blocks -------------------------------------------------------------------
     def _members(self, req: CommandRequest) -> set[InstanceKey]:
@@ -249,6 +279,8 @@ class Operations:
         self, record: RecoveryRecord, req: CommandRequest, members: set[InstanceKey]
     ) -> bool:
         if record.active or record.acknowledged or record.outcome is Outcome.SKIPPED:
+            return False
+        if record.kind is RecoveryKind.OPERATION:  # a refactoring's lock record: not a recovery
             return False
         scope = req.scope
         if scope is AckScope.ALL:

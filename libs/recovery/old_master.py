@@ -41,6 +41,7 @@ from libs.recovery.fence import Fence
 from libs.recovery.fence_watch import FenceStore, FenceWatch
 from libs.recovery.record_store import RecordStore
 from libs.recovery.recovery_events import EventSink
+from libs.recovery.tasks import log_crash
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,10 @@ class OldMasterFencer:
                     log.warning("old master fencing: fence watches not loaded/saved yet: %s", exc)
                 for key, watch in list(self.watches.items()):
                     if watch.active and (key not in self._guards or self._guards[key].done()):
-                        self._guards[key] = asyncio.create_task(self._guard(key, fence), name=f"fence {key}")
+                        guard = asyncio.create_task(self._guard(key, fence), name=f"fence {key}")
+                        what = f"old master fencing of {key}"
+                        guard.add_done_callback(log_crash(log, what, (LeadershipLost,)))
+                        self._guards[key] = guard
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):

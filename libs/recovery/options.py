@@ -4,6 +4,7 @@ options, hook runner, credentials. One place decides the mapping, so services an
 from __future__ import annotations
 
 import logging
+import os
 import re
 from datetime import datetime, timedelta
 
@@ -47,6 +48,7 @@ def statement_timeout(settings: Settings, lease_ttl_s: float = LEASE_TTL_S) -> f
 def execution_options(settings: Settings, lease_ttl_s: float = LEASE_TTL_S) -> ExecutionOptions:
     return ExecutionOptions(
         apply_promotion=settings.ApplyMySQLPromotionAfterMasterFailover,
+        detach_master_host=settings.MasterFailoverDetachReplicaMasterHost,
         detach_lost=settings.DetachLostReplicasAfterMasterFailover,
         lost_downtime_minutes=float(settings.MasterFailoverLostInstancesDowntimeMinutes),
         super_read_only=settings.UseSuperReadOnly,
@@ -73,6 +75,8 @@ def candidate_rules(
         stale_after=max(stale_after(settings), timedelta(seconds=15)),
         promotion_ignore_hostname_filters=tuple(settings.PromotionIgnoreHostnameFilters),
         promote_errant=settings.BatonPromoteReplicasWithErrantGTID,
+        verify_replication_filters=settings.VerifyReplicationFilters,
+        postpone_replica_recovery_on_lag_minutes=float(settings.PostponeReplicaRecoveryOnLagMinutes),
     )
 
 
@@ -116,6 +120,7 @@ class SettingsHooks:
             context,
             self.settings.BatonHookTimeoutSeconds,
             shell=self.settings.ProcessesShellCommand,
+            base_env=self.settings.environment_without_secrets(os.environ),
         )
 
 

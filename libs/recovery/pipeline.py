@@ -5,7 +5,13 @@
     → PostMasterFailoverProcesses, PostFailoverProcesses → close
 
 Collaborators are passed in (`Collaborators`), so each step can be tested alone and the service only
-wires NATS and MySQL to it. Every step is recorded (begin/end, timings, errors) in the record, which is
+wires NATS and MySQL to it. The pipeline is the driver — probe, run a step, save, publish —; what each
+step decides is a pure function: fresh views (`libs/topology/fresh.py`), the re-check's keys and
+verdict (`recheck.py`), the failover plan with a designated candidate (`failover.py`,
+`designation.py`), the takeover plan (`takeover.py`), the hooks run and their context
+(`libs/recovery/recovery_hooks.py`), the step lists (`steps.py`).
+
+Every step is recorded (begin/end, timings, errors) in the record, which is
 saved to the store after each step: a step recorded as done is never run again, by this leader or the
 next (`resume`). The record is closed with the outcome and the reason — except when the leadership is
 lost: then the record stays open, and the next leader adopts it, marks the step that was in flight as
@@ -28,17 +34,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 import nats.errors
 
 from libs.errors import BatonError, BusError, LeadershipLost, StaleEpoch
-from libs.hooks import HookContext, HookKind, HookResult, failed
-from libs.models import InstanceKey, InstanceSnapshot, PromotionRule, utcnow
+from libs.hooks import HookContext, HookKind, HookResult
+from libs.models import InstanceKey, InstanceSnapshot, utcnow
 from libs.models.operator import RecoveryAcknowledged
 from libs.recovery.audit import (
-    FORCE_MASTER_FAILOVER,
+    FORCED_FAILOVERS,
     Outcome,
     RecoveryKind,
     RecoveryRecord,
@@ -59,6 +65,7 @@ from libs.recovery.masters import MasterPublisher, master_record
 from libs.recovery.policy import Policy, block_for
 from libs.recovery.record_store import ClusterBusy, RecordStore
 from libs.recovery.recovery_events import AckPublisher, EventSink
+from libs.recovery.recovery_hooks import POST_HOOK_KINDS, hook_context, hook_failure, hooks_successful
 from libs.recovery.steps import (
     ExecutionOptions,
     StepKind,
@@ -70,23 +77,17 @@ from libs.recovery.steps import (
     relocation_steps,
     takeover_steps,
 )
-from libs.recovery.takeover import takeover_plan, takeover_summary
 from libs.topology.analysis import Finding
-from libs.topology.candidate import choose_candidate, fallback_plan
 from libs.topology.detection import Detection
+from libs.topology.failover import lost_while_executing, master_plan, moved_back
+from libs.topology.fresh import fresh_views, view_holding
 from libs.topology.intermediate import relocation_plan, relocation_summary
-from libs.topology.plan import CandidateRules, DrainState, Plan, RegisteredRule
-from libs.topology.view import ClusterView, InstanceState, fold, group_clusters
+from libs.topology.plan import CandidateRules, DrainState, Plan
+from libs.topology.recheck import Recheck, RecheckVerdict, recheck_keys, recheck_verdict, unreachable_replicas
+from libs.topology.takeover import takeover_plan, takeover_summary
+from libs.topology.view import ClusterView, InstanceState
 
 log = logging.getLogger(__name__)
-
-DESIGNATED_RULE_TTL = timedelta(days=366)  # at least a calendar year, whatever the date
-
-
-def designated_rule_expiry(now: datetime) -> datetime:
-    """When the rules a designated candidate registers for its plan expire. Plain timedelta arithmetic:
-    `now.replace(year=now.year + 1)` raised on 29 February."""
-    return now + DESIGNATED_RULE_TTL
 
 
 def failover_summary(record: RecoveryRecord) -> str:
@@ -94,33 +95,10 @@ def failover_summary(record: RecoveryRecord) -> str:
     source, or would have lost their relay log): a failover that lost replicas says so."""
     assert record.plan is not None
     text = record.plan.summary()
-    planned = {r.key for r in record.plan.lost} | {record.failed}
-    during = [r for r in record.lost if r.key not in planned]
+    during = lost_while_executing(record.plan, record.failed, record.lost)
     if during:
         text += "; lost while executing it: " + "; ".join(str(r) for r in during)
     return text
-
-
-def moved_back(
-    view: ClusterView, moved: Mapping[InstanceKey, InstanceKey], failed: InstanceKey
-) -> ClusterView:
-    """`view` with every replica of `moved` that still replicates from the source it was moved under
-    shown as a replica of the failed master again: for a fallback plan they are what they were before the
-    move (a source that never takes writes gave them nothing the failed master's replicas lacked)."""
-
-    def back(info: InstanceSnapshot) -> InstanceSnapshot:
-        replication = info.replication
-        if replication is None or replication.master != moved.get(info.key):
-            return info
-        return info.model_copy(update={"replication": replication.model_copy(update={"master": failed})})
-
-    states = []
-    for state in view.instances:
-        if state.key in moved:
-            seen = back(state.last_seen) if state.last_seen is not None else None
-            state = state.model_copy(update={"last_probe": back(state.last_probe), "last_seen": seen})
-        states.append(state)
-    return view.model_copy(update={"instances": tuple(states)})
 
 
 ProbeFn = Callable[[Sequence[InstanceKey]], Awaitable[Mapping[InstanceKey, InstanceSnapshot]]]
@@ -607,45 +585,29 @@ class RecoveryPipeline:
         return result
 
     # -- steps -----------------------------------------------------------------------------------------
-    def _view(self, record: RecoveryRecord, fresh: Mapping[InstanceKey, InstanceSnapshot]) -> ClusterView:
-        known = self.c.known()
-        states: dict[InstanceKey, InstanceState] = {}
-        for key in {*fresh, record.failed}:
-            state = known.get(key)
-            if key in fresh:
-                state = fold(state, fresh[key])
-            if state is not None:
-                states[key] = state
-        for view in group_clusters(states.values()):
-            if view.get(record.failed) is not None:
-                return view
-        raise RecoveryAborted(Outcome.FAILED, f"{record.failed} is in no cluster view")
+    def fresh_view(
+        self, record: RecoveryRecord, fresh: Mapping[InstanceKey, InstanceSnapshot]
+    ) -> ClusterView:
+        """The failed instance's cluster over the `fresh` snapshots and what is known of the failed
+        instance (`libs/topology/fresh.fresh_views`)."""
+        view = view_holding(fresh_views(self.c.known(), fresh, only=[record.failed]), record.failed)
+        if view is None:
+            raise RecoveryAborted(Outcome.FAILED, f"{record.failed} is in no cluster view")
+        return view
 
-    def _recheck_keys(self, record: RecoveryRecord) -> list[InstanceKey]:
+    def recheck_keys(self, record: RecoveryRecord) -> list[InstanceKey]:
         """The failed instance and its replicas; for an intermediate master also its master and
-        siblings (where its replicas may go)."""
-        known = self.c.known()
-        keys = {record.failed}
-        if record.finding is not None:
-            keys.update(record.finding.replicas)
-        keys.update(k for k, s in known.items() if s.master_key == record.failed)
-        if record.kind is not RecoveryKind.MASTER:
-            state = known.get(record.failed)
-            master = (record.finding.master if record.finding else None) or (
-                state.master_key if state else None
-            )
-            if master is not None:
-                keys.add(master)
-                keys.update(k for k, s in known.items() if s.master_key == master)
-        return sorted(keys)
+        siblings (where its replicas may go): `libs/topology/recheck.recheck_keys`."""
+        siblings = record.kind is not RecoveryKind.MASTER
+        return recheck_keys(self.c.known(), record.failed, record.finding, siblings=siblings)
 
     async def _probe_recheck(self, record: RecoveryRecord) -> dict[InstanceKey, InstanceSnapshot]:
-        """Fresh snapshots of `_recheck_keys`. With `probe_failed`, the failed instance is probed
+        """Fresh snapshots of `recheck_keys`. With `probe_failed`, the failed instance is probed
         alongside the others (short timeouts) but not waited for once their snapshots are in: a hung
         server answers nothing until its timeouts, and the verdict rests on its replicas' evidence (a
         master that answers again shows there: its replicas receive from it). Its last known state,
         what the detection was decided on, stands in; the late probe ends in the background."""
-        keys = self._recheck_keys(record)
+        keys = self.recheck_keys(record)
         others = [k for k in keys if k != record.failed]
         if self.c.probe_failed is None or not others:
             return dict(await (self.c.probe_failed or self.c.probe)(keys))
@@ -674,40 +636,37 @@ class RecoveryPipeline:
         view: list[ClusterView] = []
 
         async def body() -> StepResult:
-            current = self._view(record, await self._probe_recheck(record))
+            current = self.fresh_view(record, await self._probe_recheck(record))
             view.append(current)
-            findings = self.c.analyze(current, self.c.clock())
-            mine = [f for f in findings if f.instance == record.failed]
-            if record.command == FORCE_MASTER_FAILOVER:
-                says = ", ".join(f.code.value for f in mine) or "no problem"
-                return StepResult(StepOutcome.DONE, detail=f"forced failover (fresh analysis: {says})")
             codes = MASTER_FAILOVER_CODES if record.kind is RecoveryKind.MASTER else INTERMEDIATE_MASTER_CODES
-            still = next(
-                (
-                    f
-                    for f in mine
-                    if f.code in codes and (f.actionable if record.forced else f.triggers_recovery)
-                ),
-                None,
+            verdict = recheck_verdict(
+                self.c.analyze(current, self.c.clock()),
+                record.failed,
+                codes,
+                forced=record.forced,
+                force_failover=record.command in FORCED_FAILOVERS,
             )
-            if still is None:
-                now_says = ", ".join(f.code.value for f in mine) or "no problem"
-                raise RecoveryAborted(
-                    Outcome.ALREADY_FIXED,
-                    f"already fixed: fresh analysis of {record.failed} finds {now_says}",
-                )
-            record.finding = still
-            record.code = still.code.value
-            return StepResult(StepOutcome.DONE, detail=f"still {still.code.value}: {still.reason}")
+            return self.apply_recheck(record, verdict)
 
         await self._step(record, fence, RECHECK, body)
         return view[0] if view else None
+
+    @staticmethod
+    def apply_recheck(record: RecoveryRecord, verdict: RecheckVerdict) -> StepResult:
+        """The re-check step's result: already fixed closes the recovery (RecoveryAborted); proceeding
+        carries on with the fresh finding (its code may have changed)."""
+        if verdict.outcome is Recheck.ALREADY_FIXED:
+            raise RecoveryAborted(Outcome.ALREADY_FIXED, verdict.text)
+        if verdict.finding is not None:
+            record.finding = verdict.finding
+            record.code = verdict.finding.code.value
+        return StepResult(StepOutcome.DONE, detail=verdict.text)
 
     async def _plan(self, record: RecoveryRecord, fence: Fence, fresh: ClusterView | None) -> None:
         async def body() -> StepResult:
             view = fresh
             if view is None:  # resumed after the re-check: look again (read-only)
-                view = self._view(record, await self._probe_recheck(record))
+                view = self.fresh_view(record, await self._probe_recheck(record))
             rules = await self.c.rules()
             now = self.c.clock()
             if record.kind is RecoveryKind.INTERMEDIATE_MASTER:
@@ -720,8 +679,7 @@ class RecoveryPipeline:
             if not plan.ok:
                 raise RecoveryAborted(Outcome.ABORTED, text)
             if record.kind is RecoveryKind.MASTER:
-                replicas = view.replicas_of(record.failed)
-                self._down[record.uid] = {s.key: s.last_probe for s in replicas if not s.last_probe.reachable}
+                self._down[record.uid] = unreachable_replicas(view, record.failed)
             return StepResult(StepOutcome.DONE, detail=text)
 
         if await self._step(record, fence, PLAN, body) is not None:
@@ -738,101 +696,31 @@ class RecoveryPipeline:
         previous: Plan | None = None,
         failed: Mapping[InstanceKey, str] | None = None,
     ) -> Plan:
-        """choose_candidate, or with `previous` and `failed` (candidates of `previous` that failed, and
-        why) `fallback_plan`. With a designated candidate (recover with a destination) every other
-        replica is registered must_not for this choice (it may still serve as a two-step intermediate)
-        and the designated one must, so the operator's choice wins or the plan says why it cannot.
-        Before the drain (`DrainState.PENDING`) FailMasterPromotionIfSQLThreadNotUpToDate is not applied:
-        the relay logs are about to be applied (orchestrator checks it after stopping the replicas
-        nicely too); the ranking after the drain applies it."""
-        if drain is DrainState.PENDING:
-            rules = rules.model_copy(update={"fail_master_promotion_if_sql_thread_not_up_to_date": False})
-
-        def choose(chosen_by: CandidateRules) -> Plan:
-            if previous is not None:
-                return fallback_plan(view, previous, failed or {}, chosen_by, now, drain=drain)
-            return choose_candidate(view, record.failed, chosen_by, now, drain=drain)
-
-        wanted = record.designated
-        if wanted is None:
-            return choose(rules)
-        replicas = {s.key for s in view.replicas_of(record.failed)}
-        if wanted not in replicas:
-            return Plan(
-                failed_master=record.failed,
-                cluster=view.name,
-                ok=False,
-                reason=f"designated {wanted} is not a replica of {record.failed}",
-            )
-        until = designated_rule_expiry(now)
-        registered = dict(rules.registered)
-        registered.update(
-            {k: RegisteredRule(rule=PromotionRule.MUST_NOT, expires_at=until) for k in replicas}
-        )
-        registered[wanted] = RegisteredRule(rule=PromotionRule.MUST, expires_at=until)
-        plan = choose(rules.model_copy(update={"registered": registered}))
-        if plan.ok and plan.successor == wanted:
-            return plan
-        why = plan.passed_over_reason(wanted) or plan.reason
-        return Plan(
-            failed_master=record.failed,
-            cluster=view.name,
-            ok=False,
-            reason=f"designated {wanted} cannot be promoted: {why}",
-            passed_over=plan.passed_over,
-            drain=plan.drain,
-            tried=plan.tried,
-        )
-
-    def hook_context(self, record: RecoveryRecord, *, successful: bool = False) -> HookContext:
-        f = record.finding
-        successor = record.successor if successful else None
-        im = record.kind is RecoveryKind.INTERMEDIATE_MASTER
-        return HookContext(
-            failure_type=record.code,
-            instance_type="intermediate-master" if im else "master",
-            is_master=not im,
-            failure_description=f.reason if f else "",
-            command=record.command.removesuffix("-auto"),  # orchestrator has one hint for both
-            failed_host=record.failed.host,
-            failed_port=record.failed.port,
-            failure_cluster=record.cluster,
-            failure_cluster_alias=record.alias,
-            count_replicas=f.replica_count if f else 0,
-            is_downtimed=f.downtimed if f else False,
-            auto_master_recovery=self.c.policy.auto_master(record.cluster, record.alias),
-            auto_intermediate_master_recovery=self.c.policy.auto_intermediate(record.cluster, record.alias),
-            orchestrator_host=self.node,
-            recovery_uid=record.uid,
-            successor_host=successor.host if successor else None,
-            successor_port=successor.port if successor else None,
-            lost_replicas=tuple(str(k) for k in record.lost_replicas),
-            replica_hosts=tuple(str(k) for k in (f.replicas if f else ())),
+        """`libs/topology/failover.master_plan` for the record (its designated candidate, if any)."""
+        return master_plan(
+            view,
+            record.failed,
+            rules,
+            now,
+            designated=record.designated,
+            drain=drain,
+            previous=previous,
+            failed_candidates=failed,
         )
 
     async def _run_hooks(self, record: RecoveryRecord, kind: HookKind) -> list[HookResult]:
         if record.skip_hooks:  # recover-lite
             return []
-        relocated = record.kind is RecoveryKind.INTERMEDIATE_MASTER and record.done(
-            f"relocate:{record.successor}"
-        )
-        successful = record.outcome is Outcome.SUCCEEDED or (
-            record.active and (record.promoted_at is not None or relocated)
-        )
-        results = await self.c.hooks(kind, self.hook_context(record, successful=successful))
+        context = hook_context(record, self.c.policy, self.node, successful=hooks_successful(record))
+        results = await self.c.hooks(kind, context)
         record.hooks.extend(results)
         return results
 
     async def _pre_hooks(self, record: RecoveryRecord, fence: Fence) -> None:
         async def body() -> StepResult:
             results = await self._run_hooks(record, HookKind.PRE_FAILOVER)
-            if failed(results):
-                bad = next(r for r in results if not r.ok)
-                why = bad.error or f"exit code {bad.exit_code}"
-                raise RecoveryAborted(
-                    Outcome.ABORTED,
-                    f"PreFailoverProcesses hook #{bad.index} failed ({why}): recovery not attempted",
-                )
+            if (why := hook_failure(results, "PreFailoverProcesses")) is not None:
+                raise RecoveryAborted(Outcome.ABORTED, f"{why}: recovery not attempted")
             return StepResult(StepOutcome.DONE, detail=f"{len(results)} hook(s) ok")
 
         await self._step(record, fence, PRE_HOOKS, body)
@@ -884,7 +772,7 @@ class RecoveryPipeline:
         follow their new source). Every part is rebuilt from the record, so a resumed recovery skips
         what is done and carries on with the plan in force."""
         assert record.plan is not None
-        forced = record.command == FORCE_MASTER_FAILOVER
+        forced = record.command in FORCED_FAILOVERS
         down = self._down.get(record.uid, {})
         try:
             await self._run_specs(record, fence, drain_steps(record.plan, fence_failed=forced, skip=down))
@@ -903,10 +791,10 @@ class RecoveryPipeline:
         """A fresh probe of the failed master's replicas for ranking (not of the failed master, nor of the
         replicas the plan found unreachable: their last probes stand in, unless something newer is known)."""
         down = self._down.get(record.uid, {})
-        keys = [k for k in self._recheck_keys(record) if k != record.failed and k not in down]
+        keys = [k for k in self.recheck_keys(record) if k != record.failed and k not in down]
         fresh = dict(down)
         fresh.update(await self.c.probe(keys))
-        return self._view(record, fresh)
+        return self.fresh_view(record, fresh)
 
     async def _rank(self, record: RecoveryRecord, fence: Fence) -> None:
         """After the drain: a fresh look at every replica, and the candidates ranked again on what each
@@ -951,8 +839,7 @@ class RecoveryPipeline:
             plan = self._master_plan(
                 record, view, rules, now, drain=DrainState.DONE, previous=previous, failed=failed
             )
-            planned = {r.key for r in previous.lost} | {record.failed}
-            during = [r for r in record.lost if r.key not in planned]
+            during = lost_while_executing(previous, record.failed, record.lost)
             record.set_plan(plan)
             kept = {plan.successor, plan.intermediate, *plan.replicas_to_repoint}
             for lost in during:
@@ -1022,19 +909,7 @@ class RecoveryPipeline:
         task.add_done_callback(self._refreshing.discard)
 
     async def _post_hooks(self, record: RecoveryRecord, fence: Fence) -> None:
-        kinds = {
-            RecoveryKind.MASTER: (HookKind.POST_MASTER_FAILOVER, HookKind.POST_FAILOVER),
-            RecoveryKind.INTERMEDIATE_MASTER: (
-                HookKind.POST_INTERMEDIATE_MASTER_FAILOVER,
-                HookKind.POST_FAILOVER,
-            ),
-            RecoveryKind.GRACEFUL_TAKEOVER: (
-                HookKind.POST_MASTER_FAILOVER,
-                HookKind.POST_FAILOVER,
-                HookKind.POST_GRACEFUL_TAKEOVER,
-            ),
-            RecoveryKind.NON_WRITEABLE_MASTER: (HookKind.POST_FAILOVER,),  # orchestrator's
-        }[record.kind]
+        kinds = POST_HOOK_KINDS[record.kind]
 
         async def body() -> StepResult:
             results: list[HookResult] = []
@@ -1056,7 +931,7 @@ class RecoveryPipeline:
 
         async def plan_body() -> StepResult:
             keys = sorted({record.failed, *self._cluster_keys(record)})
-            view = self._view(record, await self.c.probe(keys))
+            view = self.fresh_view(record, await self.c.probe(keys))
             rules = await self.c.rules()
             plan = takeover_plan(
                 view,
@@ -1079,13 +954,8 @@ class RecoveryPipeline:
 
         async def hooks_body() -> StepResult:
             results = await self._run_hooks(record, HookKind.PRE_GRACEFUL_TAKEOVER)
-            if failed(results):
-                bad = next(r for r in results if not r.ok)
-                why = bad.error or f"exit code {bad.exit_code}"
-                raise RecoveryAborted(
-                    Outcome.ABORTED,
-                    f"PreGracefulTakeoverProcesses hook #{bad.index} failed ({why}): not attempted",
-                )
+            if (why := hook_failure(results, "PreGracefulTakeoverProcesses")) is not None:
+                raise RecoveryAborted(Outcome.ABORTED, f"{why}: not attempted")
             return StepResult(StepOutcome.DONE, detail=f"{len(results)} hook(s) ok")
 
         await self._step(record, fence, "pre-graceful-takeover-hooks", hooks_body)
@@ -1095,8 +965,5 @@ class RecoveryPipeline:
 
     def _cluster_keys(self, record: RecoveryRecord) -> list[InstanceKey]:
         """Every known instance of the record's cluster (a takeover looks at all of them)."""
-        views = group_clusters(self.c.known().values())
-        for view in views:
-            if view.get(record.failed) is not None:
-                return [s.key for s in view.instances]
-        return [record.failed]
+        view = view_holding(fresh_views(self.c.known()), record.failed)
+        return [s.key for s in view.instances] if view is not None else [record.failed]

@@ -74,7 +74,7 @@ class Policy(BaseModel):
 def block_for(record: RecoveryRecord, seconds: float, now: datetime) -> Block | None:
     """The block a closed recovery leaves, or None: graceful takeovers acknowledge themselves, and a
     recovery that found nothing to do (already fixed) or never registered (skipped) blocks nothing."""
-    if seconds <= 0 or record.kind is RecoveryKind.GRACEFUL_TAKEOVER:
+    if seconds <= 0 or record.kind in (RecoveryKind.GRACEFUL_TAKEOVER, RecoveryKind.OPERATION):
         return None
     if record.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.ABORTED):
         return None

@@ -13,6 +13,9 @@ one contract suite (tests/integration/recovery/test_store_contract.py):
   leader, replaced by another recovery, or closed already refuses (LeadershipLost), so a deposed
   leader learns at its next write that it must stop. Saving a closed record over the same closed
   record (a final write whose reply was lost, tried again) writes nothing;
+- `release(r, previous)` (a refactoring's lock, libs/recovery/refactoring.py): written only over `r`
+  itself under the same epoch; it puts back `previous`, the closed record `r` displaced (None: the
+  closed `r` stays), so the cluster's latest record is again its latest recovery;
 - `annotate`: changes a *closed* record only (an open one belongs to its leader);
 - `open_records` is what a leader reads to resume what nobody drives any more.
 
@@ -66,6 +69,7 @@ class RecordStore(Protocol):
     async def open_records(self) -> list[RecoveryRecord]: ...
     async def latest_records(self) -> list[RecoveryRecord]: ...
     async def annotate(self, alias: str, uid: str, change: Annotation) -> RecoveryRecord | None: ...
+    async def release(self, record: RecoveryRecord, previous: RecoveryRecord | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,12 @@ def may_adopt(stored: Stored | None, record: RecoveryRecord) -> bool:
         raise LeadershipLost(
             f"recovery {record.uid} is held by epoch {stored.epoch} > {record.epoch}: not adopted"
         )
+    return True
+
+
+def may_release(stored: Stored | None, record: RecoveryRecord) -> bool:
+    if stored is None or stored.uid != record.uid or stored.epoch != record.epoch:
+        raise LeadershipLost(f"operation {record.uid} no longer holds {record.alias}: not released")
     return True
 
 
@@ -211,6 +221,23 @@ class KVRecordStore:
             return
         raise BusError(f"{what} recovery {record.uid} of {record.alias}: too much contention")
 
+    async def release(self, record: RecoveryRecord, previous: RecoveryRecord | None) -> None:
+        """Put `previous` (else the closed `record`) over `record` by compare-and-set (rules above)."""
+        kv = await self._kv()
+        value = (previous or record).model_dump_json().encode()
+        for _ in range(_ATTEMPTS):
+            found = await self._get(record.alias)
+            may_release(Stored.of(*found) if found else None, record)
+            assert found is not None
+            with bus_errors(f"releasing operation {record.uid}"):
+                try:
+                    await kv.update(kv_key(record.alias), value, last=found[1])
+                except nats.js.errors.KeyWrongLastSequenceError:
+                    continue
+            self._known.pop(record.uid, None)
+            return
+        raise BusError(f"releasing operation {record.uid} of {record.alias}: too much contention")
+
     async def open_records(self) -> list[RecoveryRecord]:
         return [r for r in await self.latest_records() if r.active]
 
@@ -273,6 +300,10 @@ class MemoryRecordStore:
     async def adopt(self, record: RecoveryRecord) -> None:
         if may_adopt(self._stored(record.alias), record):
             await self._write(record)
+
+    async def release(self, record: RecoveryRecord, previous: RecoveryRecord | None) -> None:
+        if may_release(self._stored(record.alias), record):
+            await self._write(previous or record)
 
     async def open_records(self) -> list[RecoveryRecord]:
         return [r.model_copy(deep=True) for r in self.records.values() if r.active]

@@ -14,6 +14,8 @@ two, and falls back to the next candidate when one fails before the point of no 
               two steps (intermediate I, successor S):
                 wait-applied I → repoint S and R under I → wait-caught-up S with I
                 → stop-replication S → repoint R and I under S → promote S
+              then, with PostponeReplicaRecoveryOnLagMinutes, the replicas delayed more than that
+              (`plan.postponed`): repoint-postponed under S (after the promotion, not after the hooks)
   lost:       downtime-lost [M + every replica lost so far] → detach-lost [lost replicas]
               (built once the promotion is over, from the record: replicas that could not follow
               their new source during execution are lost too)
@@ -46,7 +48,7 @@ class StepKind(StrEnum):
     REPOINT = "repoint"  # STOP SLAVE; CHANGE MASTER TO source (GTID); START SLAVE, in parallel
     WAIT_CAUGHT_UP = "wait-caught-up"  # the successor has everything the intermediate has
     STOP_REPLICATION = "stop-replication"  # STOP SLAVE (the successor stops following the intermediate)
-    PROMOTE = "promote"  # STOP SLAVE; RESET SLAVE ALL; read_only=0
+    PROMOTE = "promote"  # STOP SLAVE; RESET SLAVE ALL; read_only=0 (or detach: MASTER_HOST='//host')
     DOWNTIME_LOST = "downtime-lost"  # baton_downtime, reason lost-in-recovery
     DETACH_LOST = "detach-lost"  # STOP SLAVE on lost replicas, best effort
     SET_READ_ONLY = "read-only"  # force-master-failover: the old master, if reachable, stops taking writes
@@ -92,6 +94,7 @@ class ExecutionOptions(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     apply_promotion: bool = True  # ApplyMySQLPromotionAfterMasterFailover
+    detach_master_host: bool = False  # MasterFailoverDetachReplicaMasterHost: promoted one's MASTER_HOST=//h
     detach_lost: bool = True  # DetachLostReplicasAfterMasterFailover
     lost_downtime_minutes: float = 0  # MasterFailoverLostInstancesDowntimeMinutes (0: none)
     super_read_only: bool = False  # UseSuperReadOnly (MySQL only)
@@ -156,7 +159,8 @@ def promotion_steps(plan: Plan) -> list[StepSpec]:
     if not plan.ok or plan.successor is None:
         return []
     s, mid = plan.successor, plan.intermediate
-    others = tuple(k for k in plan.replicas_to_repoint if k not in (s, mid))
+    later = tuple(k for k in plan.postponed if k not in (s, mid))
+    others = tuple(k for k in plan.replicas_to_repoint if k not in (s, mid, *later))
     steps: list[StepSpec] = []
     if mid is None:
         steps.append(
@@ -190,6 +194,8 @@ def promotion_steps(plan: Plan) -> list[StepSpec]:
         if under:
             steps.append(StepSpec(name=f"repoint:{s}", kind=StepKind.REPOINT, targets=under, source=s))
     steps.append(StepSpec(name=f"promote:{s}", kind=StepKind.PROMOTE, targets=(s,), required=(s,)))
+    if later:  # PostponeReplicaRecoveryOnLagMinutes: the delayed replicas do not hold the promotion back
+        steps.append(StepSpec(name=f"repoint-postponed:{s}", kind=StepKind.REPOINT, targets=later, source=s))
     return steps
 
 

@@ -33,6 +33,7 @@ from libs.recovery.fence import Fence
 from libs.recovery.fence_watch import FenceStore
 from libs.recovery.pipeline import RECHECK, RecoveryAborted, RecoveryPipeline
 from libs.topology.codes import Analysis
+from libs.topology.recheck import Recheck, recheck_verdict
 
 SET_WRITABLE = "set-writable"
 
@@ -81,23 +82,14 @@ class NonWriteableMaster:
 
     async def _recheck(self, pipeline: RecoveryPipeline, record: RecoveryRecord) -> StepResult:
         c = pipeline.c
-        fresh = await c.probe(pipeline._recheck_keys(record))
-        view = pipeline._view(record, fresh)
-        mine = [f for f in c.analyze(view, c.clock()) if f.instance == record.failed]
-        still = next(
-            (
-                f
-                for f in mine
-                if f.code is Analysis.NO_WRITEABLE_MASTER
-                and (f.actionable if record.forced else f.triggers_recovery)
-            ),
-            None,
+        view = pipeline.fresh_view(record, await c.probe(pipeline.recheck_keys(record)))
+        verdict = recheck_verdict(
+            c.analyze(view, c.clock()), record.failed, {Analysis.NO_WRITEABLE_MASTER}, forced=record.forced
         )
-        if still is None:
-            says = ", ".join(f.code.value for f in mine) or "no problem"
-            raise RecoveryAborted(
-                Outcome.ALREADY_FIXED, f"already fixed: fresh analysis of {record.failed} finds {says}"
-            )
+        if verdict.outcome is Recheck.ALREADY_FIXED:
+            raise RecoveryAborted(Outcome.ALREADY_FIXED, verdict.text)
+        still = verdict.finding
+        assert still is not None
         if self.fences is not None:
             watch = await self.fences.get(record.failed)
             if watch is not None and watch.active:

@@ -2,12 +2,14 @@
 
 `open_store(url)` creates the tables if missing and returns a `Store`; `store.session()` is an
 `AsyncSession` context. Connection failures become `StoreError` with a one-line message that never
-contains the URL's password.
+contains the URL's password. A MySQL read model connects with TLS when given an `ssl.SSLContext`
+(libs.config.derive.read_model_tls: orchestrator's MySQLOrchestratorSSL* keys).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,8 +93,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-async def open_store(url: str, *, create: bool = True) -> Store:
-    """Open the read model at `url` (`sqlite+aiosqlite:///path`, `mysql+asyncmy://u:p@h:port/db`)."""
+async def open_store(
+    url: str, *, create: bool = True, tls: ssl.SSLContext | None = None, read_timeout: float | None = None
+) -> Store:
+    """Open the read model at `url` (`sqlite+aiosqlite:///path`, `mysql+asyncmy://u:p@h:port/db`);
+    `tls`: every MySQL connection uses TLS with this context (ignored for SQLite, which is a file);
+    `read_timeout`: seconds a MySQL query may take to answer (MySQLOrchestratorReadTimeoutSeconds)."""
     try:
         parsed = make_url(url)
     except Exception as exc:  # noqa: BLE001 - sqlalchemy raises ArgumentError and friends
@@ -105,6 +111,11 @@ async def open_store(url: str, *, create: bool = True) -> Store:
         kwargs["connect_args"] = {"timeout": 30}
     elif parsed.get_backend_name() in ("mysql", "mariadb"):
         kwargs |= {"pool_pre_ping": True, "pool_recycle": 3600, "pool_size": 5, "max_overflow": 5}
+        connect_args: dict[str, Any] = {"ssl": tls} if tls is not None else {}
+        if read_timeout is not None:
+            connect_args["read_timeout"] = read_timeout
+        if connect_args:
+            kwargs["connect_args"] = connect_args
     else:
         raise StoreError(f"unsupported read-model database {parsed.get_backend_name()!r} (sqlite or mysql)")
     try:

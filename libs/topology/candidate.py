@@ -161,13 +161,17 @@ def _product(info: InstanceSnapshot) -> str:
     )
 
 
-def can_replicate_from(replica: InstanceSnapshot, source: InstanceSnapshot) -> str | None:
+def can_replicate_from(
+    replica: InstanceSnapshot, source: InstanceSnapshot, *, verify_filters: bool = False
+) -> str | None:
     """Why `replica` cannot follow `source`, or None.
 
     An older server cannot parse a newer one's binary logs; MySQL and MariaDB GTIDs do not mix; a
     replica that re-logs (log_bin + log_slave_updates) in STATEMENT format cannot re-log the row events
     a ROW or MIXED source sends (ER_BINLOG_ROW_INJECTION_AND_STMT_MODE). MIXED replicas can (orchestrator
     rejects them too; that is stricter than the servers are). Equal server ids break replication.
+    `verify_filters` (VerifyReplicationFilters, orchestrator's rule): a source with replication filters
+    cannot serve a replica without any (the source lacks data the replica expects).
     """
     if replica.key == source.key:
         return None
@@ -186,7 +190,16 @@ def can_replicate_from(replica: InstanceSnapshot, source: InstanceSnapshot) -> s
     relogs = replica.log_bin and replica.log_slave_updates
     if relogs and replica.binlog_format.upper() == "STATEMENT" and source_format in ("MIXED", "ROW"):
         return f"{replica.key} logs STATEMENT and cannot re-log the {source_format} events of {source.key}"
+    if verify_filters and _filters(source) and not _filters(replica):
+        return (
+            f"{source.key} has replication filters ({_filters(source)}) and {replica.key} has none "
+            "(VerifyReplicationFilters)"
+        )
     return None
+
+
+def _filters(info: InstanceSnapshot) -> str:
+    return info.replication.replication_filters if info.replication else ""
 
 
 # -- how up to date a replica is (see holdings.py) -----------------------------------------------------
@@ -326,7 +339,9 @@ class _Chooser:
     def _follow(self, replica: InstanceSnapshot, source: InstanceSnapshot) -> str | None:
         pair = (id(replica), id(source))  # snapshots live as long as the chooser; pydantic hashing is slow
         if pair not in self._follows:
-            self._follows[pair] = can_replicate_from(replica, source)
+            self._follows[pair] = can_replicate_from(
+                replica, source, verify_filters=self.rules.verify_replication_filters
+            )
         return self._follows[pair]
 
     def options(self) -> list[_Option]:
@@ -605,18 +620,42 @@ def choose_candidate(
             delay = replication.sql_delay if replication else 0
             lift = f" (its SQL_Delay of {delay} s lifted for that)" if delay else ""
             passed[mid] += f" once it has applied its relay log{lift}"
+    keep = tuple(sorted(best.keep))
     return Plan(
         failed_master=failed_master,
         cluster=view.name,
         ok=True,
         intermediate=best.intermediate.key if best.intermediate else None,
         successor=best.successor.key,
-        replicas_to_repoint=tuple(sorted(best.keep)),
+        replicas_to_repoint=keep,
+        postponed=postponed_replicas(view, keep, rules, best.successor.key, best.intermediate),
         lost=best.lost,
         passed_over=tuple(ReplicaReason(key=k, reason=v) for k, v in sorted(passed.items())),
         wait_for_relay_log_apply=rules.delay_master_promotion_if_sql_thread_not_up_to_date,
         **audit,
     )
+
+
+def postponed_replicas(
+    view: ClusterView,
+    keep: tuple[InstanceKey, ...],
+    rules: CandidateRules,
+    successor: InstanceKey,
+    intermediate: InstanceState | None,
+) -> tuple[InstanceKey, ...]:
+    """PostponeReplicaRecoveryOnLagMinutes (orchestrator's rule): the replicas to repoint whose SQL_Delay
+    is above that many minutes are moved after the promotion, so that they do not hold it back."""
+    limit_s = rules.postpone_replica_recovery_on_lag_minutes * 60
+    if limit_s <= 0:
+        return ()
+    out = []
+    for key in keep:
+        state = view.get(key)
+        replication = state.info.replication if state is not None else None
+        special = key == successor or (intermediate is not None and key == intermediate.key)
+        if replication is not None and replication.sql_delay > limit_s and not special:
+            out.append(key)
+    return tuple(out)
 
 
 def fallback_plan(

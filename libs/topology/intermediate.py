@@ -66,8 +66,8 @@ def why_not_source(
     return None
 
 
-def _lost_under(replica: InstanceState, source: InstanceState) -> str | None:
-    why = can_replicate_from(replica.info, source.info)
+def _lost_under(replica: InstanceState, source: InstanceState, verify_filters: bool = False) -> str | None:
+    why = can_replicate_from(replica.info, source.info, verify_filters=verify_filters)
     if why is not None:
         return why
     if compare_progress(source.info, replica.info) is None:
@@ -114,7 +114,8 @@ def relocation_plan(view: ClusterView, failed: InstanceKey, rules: CandidateRule
     options = []
     for source in [*fit, *([master] if blocked[master.key] is None else [])]:
         is_master = source.key == master.key
-        lost = [(r.key, why) for r in movable if (why := _lost_under(r, source)) is not None]
+        verify = rules.verify_replication_filters
+        lost = [(r.key, why) for r in movable if (why := _lost_under(r, source, verify)) is not None]
         tier = 2 if is_master else (0 if source.info.data_center == im_dc else 1)
         score = (
             len(lost),

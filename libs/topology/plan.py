@@ -48,6 +48,8 @@ class CandidateRules(BaseModel):
     stale_after: timedelta = timedelta(seconds=15)  # older latest probes are not trusted
     promotion_ignore_hostname_filters: tuple[str, ...] = ()  # regexes: matching hosts are never promoted
     promote_errant: ErrantPromotion = "last-resort"  # BatonPromoteReplicasWithErrantGTID
+    verify_replication_filters: bool = False  # VerifyReplicationFilters: see candidate.can_replicate_from
+    postpone_replica_recovery_on_lag_minutes: float = Field(default=0, ge=0)  # 0: off; see Plan.postponed
 
     @field_validator("registered", mode="before")
     @classmethod
@@ -133,6 +135,9 @@ class Plan(BaseModel):
     undrained: tuple[ReplicaReason, ...] = ()
     errant: tuple[ErrantGtid, ...] = ()
     tried: tuple[ReplicaReason, ...] = ()
+    # Replicas of `replicas_to_repoint` moved only once the successor is promoted (their SQL_Delay is
+    # above PostponeReplicaRecoveryOnLagMinutes: orchestrator's postponed relocation), straight under it.
+    postponed: tuple[InstanceKey, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:

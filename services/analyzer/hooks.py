@@ -8,6 +8,7 @@ incident, so a retried audit publish is stored once too.
 from __future__ import annotations
 
 import logging
+import os
 
 from nats.js import JetStreamContext
 
@@ -87,6 +88,7 @@ async def run_detection_hooks(
         hook_context(detection),
         settings.BatonHookTimeoutSeconds,
         shell=settings.ProcessesShellCommand,
+        base_env=settings.environment_without_secrets(os.environ),
     )
     try:
         await publish_event(js, audit_subject(AUDIT_KIND), audit_event(detection, results))

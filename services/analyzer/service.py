@@ -35,7 +35,7 @@ from libs.bus.messages import UndecodableMessage, decode_model, publish_event, t
 from libs.bus.provision import provision
 from libs.bus.subjects import DETECTIONS_ALL, SNAPSHOTS_ALL, detection_subject, snapshot_subject
 from libs.config import Settings
-from libs.config.derive import analysis_params
+from libs.config.derive import analysis_params, nats_security
 from libs.errors import BusError
 from libs.models import InstanceKey, InstanceSnapshot, utcnow
 from libs.models.events import Event
@@ -115,7 +115,9 @@ class Analyzer:
 
     # --- lifecycle ----------------------------------------------------------------------------------
     async def start(self, replay_timeout_s: float = 10.0) -> None:
-        self.bus = await connect(self.urls, f"baton-analyzer-{self.node}")
+        self.bus = await connect(
+            self.urls, f"baton-analyzer-{self.node}", security=nats_security(self.settings)
+        )
         js = self.bus.js
         await provision(js, self.settings.BatonStreamReplicas)
         self.scheduler = ProbeNowScheduler(self.bus.nc, self._probe_now, self._on_probe_now)

@@ -22,4 +22,12 @@ def serve_for(args: argparse.Namespace) -> Serve:
 
 
 if __name__ == "__main__":
-    sys.exit(service_main("api", serve_for, description=__doc__.splitlines()[0], add_arguments=add_arguments))
+    sys.exit(
+        service_main(
+            "api",
+            serve_for,
+            description=__doc__.splitlines()[0],
+            add_arguments=add_arguments,
+            http_metrics=True,  # GET /metrics on ListenAddress
+        )
+    )

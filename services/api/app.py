@@ -10,15 +10,30 @@ import contextlib
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from libs.config import Settings
+from libs.config.derive import analysis_params
+from libs.config.reload import current_source
 from services.api import envelope
 from services.api.auth import Authenticator
-from services.api.routes import audit, baton, event_stream, health, instances, read, recovery, ui
+from services.api.routes import (
+    audit,
+    baton,
+    event_stream,
+    health,
+    instances,
+    metrics,
+    questions,
+    read,
+    recovery,
+    refactor,
+    ui,
+)
 from services.api.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -60,6 +75,16 @@ class StripTrailingSlash:
         await self.app(scope, receive, send)
 
 
+def reconfigure(app: FastAPI, settings: Settings) -> None:
+    """Apply reloaded settings (libs/config/reload.py, LIVE_KEYS["api"]): the routes read them per
+    request through the runtime and the authenticator."""
+    rt: Runtime = app.state.runtime
+    rt.settings = settings
+    rt.params = analysis_params(settings)
+    rt.poll = timedelta(seconds=settings.InstancePollSeconds)
+    app.state.auth = Authenticator(settings)
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     owned = runtime is None
     rt = runtime or Runtime(settings)
@@ -88,8 +113,27 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = rt
     app.state.auth = Authenticator(settings)
+    source = current_source()
+    if source is not None and source.service == "api":  # reload-configuration / SIGHUP
+        source.listen(lambda new: reconfigure(app, new))
     envelope.install(app)
-    for module in (health, read, instances, recovery, audit, baton, event_stream, ui):
+    for module in (
+        health,
+        read,
+        instances,
+        recovery,
+        refactor,
+        audit,
+        baton,
+        questions,
+        event_stream,
+        ui,
+        metrics,
+    ):
         app.include_router(module.router)
+    if settings.StatusEndpoint != "/api/status":  # orchestrator's StatusEndpoint: the status, elsewhere too
+        app.add_api_route(
+            settings.StatusEndpoint, health.status, methods=["GET"], summary="Status (StatusEndpoint)"
+        )
     app.add_middleware(StripTrailingSlash)
     return app

@@ -7,6 +7,8 @@
 - `multi`: as basic, plus user `readonly` with any password gets read-only access.
 - `proxy`: the user named in the `AuthUserHeader` header (set by a trusted reverse proxy); admin when
   listed in PowerAuthUsers.
+- With basic, multi and proxy, a user is also admin when it is a Unix user (of this host: `getpwnam`)
+  member of one of the PowerAuthGroups (orchestrator's `UserInGroups`); an unknown user is in none.
 - `token`: bearer tokens from BatonAuthTokens, each with its role. With basic/multi, bearer tokens are
   accepted too when BatonAuthTokens is not empty.
 
@@ -19,8 +21,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import grp
 import hmac
 import logging
+import os
+import pwd
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,6 +61,26 @@ def _unauthorized(method: str, why: str) -> ApiError:
     return ApiError(401, f"unauthorized: {why}", headers={"WWW-Authenticate": scheme})
 
 
+def user_in_groups(user: str, groups: list[str]) -> bool:
+    """PowerAuthGroups: is `user` (a Unix user of this host) a member of one of `groups` (by name)?
+    Primary and supplementary groups count; an unknown user, or no groups, is False."""
+    if not user or not groups:
+        return False
+    try:
+        entry = pwd.getpwnam(user)
+        gids = os.getgrouplist(entry.pw_name, entry.pw_gid)
+    except (KeyError, OSError):
+        return False
+    wanted = set(groups)
+    for gid in gids:
+        try:
+            if grp.getgrgid(gid).gr_name in wanted:
+                return True
+        except KeyError:
+            continue
+    return False
+
+
 class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -63,7 +88,9 @@ class Authenticator:
 
     def _power(self, user: str) -> Role:
         users = self.settings.PowerAuthUsers
-        return "admin" if "*" in users or user in users else "read-only"
+        if "*" in users or user in users or user_in_groups(user, self.settings.PowerAuthGroups):
+            return "admin"
+        return "read-only"
 
     def _bearer(self, token: str) -> Principal | None:
         found: Principal | None = None

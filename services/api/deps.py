@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 from fastapi import Request
 
 from libs.models import InstanceKey
+from libs.topology.errant_view import instance_errant
 from libs.topology.succession import Directory
 from libs.topology.view import ClusterView, InstanceState
 from services.api.envelope import ApiError, bad_request, not_found
@@ -86,7 +88,7 @@ def instance_doc(rt: Runtime, state: InstanceState, view: ClusterView) -> dict[s
         now=rt.now(),
         poll=rt.poll,
         stale=rt.params.stale_after,
-        extras=extras(rt, state.key, state),
+        extras=replace(extras(rt, state.key, state), gtid_errant=instance_errant(state.key, view.by_key)),
     )
 
 

@@ -15,7 +15,14 @@ from libs.bus.connection import bus_errors
 from libs.bus.messages import publish_event
 from libs.bus.subjects import audit_subject, cmd_subject, kv_key
 from libs.models import Event, InstanceKey, InstanceSnapshot
-from libs.models.operator import RECOVERY_SERVICE, CommandReply, CommandRequest, CommandStatus, RecoveryVerb
+from libs.models.operator import (
+    RECOVERY_SERVICE,
+    CommandReply,
+    CommandRequest,
+    CommandStatus,
+    RecoveryVerb,
+    RefactorVerb,
+)
 from libs.store.projection import FORGOTTEN
 from libs.topology.view import fold
 from services.api.envelope import ApiError
@@ -126,7 +133,11 @@ async def fresh_snapshot(rt: Runtime, key: InstanceKey, timeout_s: float = 2.0) 
 async def recovery_command(rt: Runtime, request: CommandRequest) -> CommandReply:
     """Send a command to the recovery leader and return its reply; a non-OK reply raises the ApiError
     of its status. No leader answering → 503; no answer in time → 504."""
-    verb = RecoveryVerb(request.verb)
+    verb: RecoveryVerb | RefactorVerb = (
+        RefactorVerb(request.verb)
+        if request.verb in RefactorVerb.__members__.values()
+        else RecoveryVerb(request.verb)
+    )
     subject = cmd_subject(RECOVERY_SERVICE, verb.value)
     try:
         msg = await rt.bus.nc.request(

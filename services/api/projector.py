@@ -27,6 +27,7 @@ from libs.aio import cancel_all
 from libs.bus.messages import Consumer
 from libs.store import Store
 from libs.store import projection as proj
+from libs.telemetry import instruments
 from services.api.fleet_views import Fleet
 from services.api.hub import Hub, LiveEvent
 
@@ -51,7 +52,8 @@ class StreamState:
     applied: int = 0
     rejected: int = 0
     last_error: str | None = None
-    queue: asyncio.Queue[proj.Message] = field(default_factory=lambda: asyncio.Queue(QUEUE))
+    # each message with its JetStream store time (epoch seconds): the read-model lag at commit
+    queue: asyncio.Queue[tuple[proj.Message, float]] = field(default_factory=lambda: asyncio.Queue(QUEUE))
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
 
     def as_dict(self) -> dict[str, object]:
@@ -82,6 +84,7 @@ class Projector:
         self.streams = {name: StreamState(name) for name in SUBJECTS}
         self._consumers: list[Consumer] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._lag = instruments().readmodel_lag
 
     async def start(self) -> None:
         for name, state in self.streams.items():
@@ -108,8 +111,9 @@ class Projector:
 
     async def _subscribe(self, state: StreamState) -> Consumer:
         async def on_msg(msg: Msg) -> None:
-            seq = msg.metadata.sequence.stream
-            await state.queue.put(proj.Message(seq=seq, subject=msg.subject, data=msg.data))
+            meta = msg.metadata
+            message = proj.Message(seq=meta.sequence.stream, subject=msg.subject, data=msg.data)
+            await state.queue.put((message, meta.timestamp.timestamp()))
 
         config = api.ConsumerConfig(
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=state.cursor + 1
@@ -126,7 +130,8 @@ class Projector:
                     batch.append(state.queue.get_nowait())
                 except asyncio.QueueEmpty:
                     break
-            await self._apply(state, batch)
+            await self._apply(state, [m for m, _ in batch])
+            self._lag.set(max(0.0, time.time() - batch[-1][1]), {"stream": state.stream})
 
     async def _apply(self, state: StreamState, batch: list[proj.Message]) -> None:
         while True:

@@ -15,9 +15,10 @@ from libs.bus.connection import Bus, connect
 from libs.bus.provision import provision
 from libs.bus.subjects import kv_key_decode
 from libs.config import Settings
-from libs.config.derive import analysis_params
+from libs.config.derive import analysis_params, nats_security, read_model_tls
 from libs.models import InstanceKey, MasterRecord, utcnow
 from libs.models.operator import GLOBAL_RECOVERIES_KEY, CandidateRecord, GlobalRecoveries
+from libs.recovery.control import undecodable_global_recoveries
 from libs.recovery.downtime import Downtime
 from libs.store import Store, open_store, queries
 from libs.topology.succession import Directory, follow_masters
@@ -75,11 +76,26 @@ class Runtime:
         return self._store
 
     async def start(self) -> None:
-        self._store = await open_store(self.store_url)
+        tls = read_model_tls(self.settings)
+        self._store = await open_store(
+            self.store_url,
+            tls=tls.context() if tls is not None else None,
+            read_timeout=float(self.settings.MySQLOrchestratorReadTimeoutSeconds),
+        )
         self.fleet = Fleet(await queries.instance_states(self._store))
-        self._bus = await connect(self.nats_urls, f"baton-api@{self.settings.BatonNodeName}")
+        self._bus = await connect(
+            self.nats_urls, f"baton-api@{self.settings.BatonNodeName}", security=nats_security(self.settings)
+        )
         await provision(self._bus.js, self.settings.BatonStreamReplicas)
-        for bucket in (buckets.DOWNTIME, buckets.CANDIDATES, buckets.SETTINGS, buckets.MASTERS):
+        mirrored = (
+            buckets.DOWNTIME,
+            buckets.CANDIDATES,
+            buckets.SETTINGS,
+            buckets.MASTERS,
+            buckets.TAGS,
+            buckets.MAINTENANCE,
+        )
+        for bucket in mirrored:
             self.mirrors[bucket] = KVMirror(self._bus.js, bucket).start()
         self.projector = Projector(self._bus.js, self._store, self.fleet, self.hub)
         await self.projector.start()
@@ -121,7 +137,7 @@ class Runtime:
             return None
         with contextlib.suppress(ValidationError):
             return GlobalRecoveries.model_validate_json(raw)
-        return None
+        return undecodable_global_recoveries()  # fail closed, as the recovery reads it
 
     def master_records(self) -> list[MasterRecord]:
         """`baton_masters`: who each alias's master is, as the recovery (or the first sighting) published."""

@@ -44,6 +44,7 @@ class Extras:
     downtime_end: datetime | None = None
     promotion_rule: PromotionRule | None = None
     problems: tuple[str, ...] = field(default=())
+    gtid_errant: str = ""  # libs/topology/errant_view.py (which-gtid-errant)
 
 
 def thread_state(running: bool | None, io: IOThreadState | None = None) -> int:
@@ -152,7 +153,7 @@ def instance_json(
         "SQLDelay": repl.sql_delay if repl else 0,
         "ExecutedGtidSet": info.gtid_position,
         "GtidPurged": info.gtid_purged,
-        "GtidErrant": "",
+        "GtidErrant": extras.gtid_errant,
         "SlaveLagSeconds": _nullint(lag if repl else 0),
         "ReplicationLagSeconds": _nullint(lag if repl else 0),
         "SlaveHosts": [key_json(k) for k in info.replicas],
@@ -161,7 +162,7 @@ def instance_json(
         "SuggestedClusterAlias": view.alias,
         "DataCenter": info.data_center,
         "Region": info.region,
-        "PhysicalEnvironment": "",
+        "PhysicalEnvironment": info.physical_environment,
         "ReplicationDepth": view.depth_of(state.key),
         "IsCoMaster": False,
         "HasReplicationCredentials": repl is not None,
@@ -237,7 +238,7 @@ def analysis_json(
         "ClusterDetails": cluster_info,
         "AnalyzedInstanceDataCenter": info.data_center if info else "",
         "AnalyzedInstanceRegion": info.region if info else "",
-        "AnalyzedInstancePhysicalEnvironment": "",
+        "AnalyzedInstancePhysicalEnvironment": info.physical_environment if info else "",
         "AnalyzedInstanceBinlogCoordinates": _coords(info.binlog_file, info.binlog_pos)
         if info
         else _coords("", 0),

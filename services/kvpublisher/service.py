@@ -34,13 +34,15 @@ from libs.bus.messages import publish_event
 from libs.bus.provision import MASTERS, provision
 from libs.bus.subjects import audit_subject, cmd_subject
 from libs.config import Settings
+from libs.config.derive import nats_security
 from libs.errors import BusError
 from libs.kv.base import MasterKVStore
 from libs.kv.consul import DEFAULT_TIMEOUT
 from libs.models.events import NODE_NAME, Event, MasterRecord
 from libs.models.operator import KV_RECONCILE
 from libs.service_main import Serve, require_nats
-from services.kvpublisher.audit_events import AUDIT_KIND, SOURCE
+from libs.telemetry import instruments
+from services.kvpublisher.audit_events import AUDIT_KIND, FAILED, PUBLISHED, SOURCE, STALE
 from services.kvpublisher.backoff import Backoff
 from services.kvpublisher.config import build_stores, reconcile_seconds, select_data_centers
 from services.kvpublisher.worker import DCWorker
@@ -52,6 +54,7 @@ RECONCILE_SUBJECT = cmd_subject(SOURCE, KV_RECONCILE)
 EVENT_SUBJECT = audit_subject(AUDIT_KIND)
 OUTBOX_SIZE = 10_000
 EVENT_SEND_TRIES = 3
+_LAG_RESULTS = {PUBLISHED: "published", FAILED: "failed", STALE: "stale"}  # baton_kv_publish_lag_seconds
 
 
 class KVPublisher:
@@ -81,6 +84,7 @@ class KVPublisher:
         self._outbox: asyncio.Queue[Event] = asyncio.Queue(OUTBOX_SIZE)
         self._dropped_events = 0
         self._ready = asyncio.Event()
+        self._lag = instruments().kv_publish_lag
         self.workers = {
             dc: DCWorker(
                 store,
@@ -168,6 +172,9 @@ class KVPublisher:
     # ---- events and the status command ---------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
+        result = _LAG_RESULTS.get(event.type)
+        if result is not None:  # the publish lag of one record in one DC, by how it ended
+            self._lag.record(event.data["latency_ms"] / 1000.0, {"dc": event.data["dc"], "result": result})
         try:
             self._outbox.put_nowait(event)
         except asyncio.QueueFull:
@@ -228,7 +235,11 @@ def serve_with(
         period = reconcile_seconds(settings, reconcile)
         stores = build_stores(data_centers, timeout=consul_timeout)
         try:
-            async with await connect(settings.BatonNatsURLs, f"kvpublisher-{settings.BatonNodeName}") as bus:
+            async with await connect(
+                settings.BatonNatsURLs,
+                f"kvpublisher-{settings.BatonNodeName}",
+                security=nats_security(settings),
+            ) as bus:
                 await provision(bus.js, settings.BatonStreamReplicas)
                 publisher = KVPublisher(
                     bus,

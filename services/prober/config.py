@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +17,7 @@ from libs.config.derive import probe_settings, topology_credentials
 from libs.mysql import Credentials, ProbeSettings
 from libs.topology.naming import IgnoreFilters
 from libs.topology.shards import DEFAULT_SHARD_COUNT
+from services.prober.forget import forget_after
 
 
 def ignore_filters(settings: Settings) -> IgnoreFilters:
@@ -55,6 +57,7 @@ class ProberConfig(BaseModel):
     liveness_margin_s: float = Field(default=1.0, gt=0)
     publish_timeout_s: float = Field(default=2.0, gt=0)
     stream_replicas: int = 1
+    forget_unseen_after: timedelta | None = None  # UnseenInstanceForgetHours (None: never; see forget.py)
 
     @classmethod
     def from_settings(
@@ -71,6 +74,7 @@ class ProberConfig(BaseModel):
             "seeds": tuple(settings.DiscoverySeeds),
             "ignore": ignore_filters(settings),
             "stream_replicas": settings.BatonStreamReplicas,
+            "forget_unseen_after": forget_after(settings.UnseenInstanceForgetHours),
         }
         values |= overrides
         return cls.model_validate(values)

@@ -93,7 +93,7 @@ class ProbeLoop:
         self.sleepers: dict[InstanceKey, _Sleeper] = {}
         self.probes = 0  # probes completed (published or not): tests and metrics read it
         self.publish_failures = 0
-        self._latency = instruments().probe_latency
+        self._metrics = instruments()
         self._publish_warned = False
 
     @property
@@ -151,9 +151,12 @@ class ProbeLoop:
             )
             if self.normalize is not None:
                 snap = self.normalize(key, snap)
-            self._latency.record(snap.latency_ms / 1000.0)
+            self._metrics.probe_latency.record(snap.latency_ms / 1000.0)
             await self._publish(snap)
         self.probes += 1
+        self._metrics.probes.add(1)
+        if not snap.reachable or snap.partial:
+            self._metrics.probe_errors.add(1, {"reason": "unreachable" if not snap.reachable else "partial"})
         if self.on_snapshot is not None:
             self.on_snapshot(snap)
         return snap
@@ -169,6 +172,7 @@ class ProbeLoop:
             self._publish_warned = False
         except BusError as exc:
             self.publish_failures += 1
+            self._metrics.probe_errors.add(1, {"reason": "publish"})
             if not self._publish_warned:  # once per outage, not once per probe
                 log.warning("cannot publish snapshots: %s", exc)
                 self._publish_warned = True

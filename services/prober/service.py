@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
+from libs.aio import cancel_all
 from libs.bus.connection import Bus, connect
 from libs.bus.provision import provision
 from libs.config import Settings
+from libs.config.derive import nats_security
 from libs.discovery import registry as reg
 from libs.discovery.names import Names
 from libs.errors import BusError
-from libs.models import InstanceKey, InstanceSnapshot
+from libs.models import InstanceKey, InstanceSnapshot, utcnow
 from libs.service_main import require_nats
 from libs.topology.shards import shard_of
 from services.prober.config import ProberConfig
 from services.prober.discovery import Discovery
+from services.prober.forget import UnseenTracker
 from services.prober.liveness import LivenessWatch
 from services.prober.loop import ProbeLoop
 from services.prober.probe_now import ProbeNowResponder
@@ -67,6 +71,8 @@ class ProberWorker:
             bus.nc, config.worker_id, config.shard_count, held=lambda: self.shards.held, probe=self.probe_now
         )
         self._shard_cache: dict[InstanceKey, int] = {}
+        self.unseen = UnseenTracker(config.forget_unseen_after)
+        self._forgetting: set[asyncio.Task[None]] = set()
         self.started = False
 
     @property
@@ -91,6 +97,7 @@ class ProberWorker:
             return
         owned = self.owned()
         self.loop.set_owned(owned)
+        self.unseen.retain(owned)
         if self.liveness is not None:
             self.liveness.retain(owned)
 
@@ -98,6 +105,23 @@ class ProberWorker:
         self.discovery.observe(snap)
         if self.liveness is not None and snap.key in self.loop.tasks:
             self.liveness.update(snap)
+        if snap.key in self.loop.tasks:
+            now = utcnow()
+            self.unseen.observe(snap, now)
+            for key, unseen in self.unseen.due(now).items():
+                self.unseen.forgotten(key)
+                task = asyncio.create_task(self._forget(key, unseen), name=f"forget {key}")
+                self._forgetting.add(task)
+                task.add_done_callback(self._forgetting.discard)
+
+    async def _forget(self, key: InstanceKey, unseen: timedelta) -> None:
+        """UnseenInstanceForgetHours: remove `key` from the registry (services/prober/forget.py)."""
+        try:
+            if await reg.forget(self.bus.js, key):
+                log.warning("forgot %s: not seen for %s (UnseenInstanceForgetHours)", key, unseen)
+        except BusError as exc:
+            log.warning("could not forget long-unseen %s (retried on its next probe): %s", key, exc)
+            self.unseen.seen.setdefault(key, utcnow() - unseen)
 
     async def probe_now(self, key: InstanceKey) -> InstanceSnapshot:
         """A fresh, published probe of `key` (for probe-now); drops the connection of a stranger."""
@@ -142,6 +166,7 @@ class ProberWorker:
         await self.registry.stop()
         await self.discovery.stop()
         await self.loop.stop()
+        await cancel_all(list(self._forgetting))
         if self.liveness is not None:
             await self.liveness.stop()
         log.info("prober worker %s stopped", self.worker_id)
@@ -151,7 +176,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run one worker until `stop` is set (libs.service_main's contract)."""
     require_nats(settings, "prober")
     config = ProberConfig.from_settings(settings)
-    bus = await connect(settings.BatonNatsURLs, f"baton-prober {config.worker_id}")
+    bus = await connect(
+        settings.BatonNatsURLs, f"baton-prober {config.worker_id}", security=nats_security(settings)
+    )
     try:
         await provision(bus.js, settings.BatonStreamReplicas)
         worker = await ProberWorker(config, bus).start()

@@ -19,7 +19,8 @@ from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
 from libs.bus.subjects import cmd_subject
-from libs.models.operator import CommandReply, CommandRequest, CommandStatus, RecoveryVerb
+from libs.models.operator import CommandReply, CommandRequest, CommandStatus, RecoveryVerb, RefactorVerb
+from libs.recovery.errant_binlogs import locate_command
 from libs.recovery.manual import Operations
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,15 @@ VERBS: dict[str, Handler] = {
         req.model_copy(update={"skip_hooks": True})
     ),
     RecoveryVerb.FORCE_MASTER_FAILOVER.value: lambda ops, req: ops.force_master_failover(req),
+    RecoveryVerb.FORCE_MASTER_TAKEOVER.value: lambda ops, req: ops.force_master_failover(req, takeover=True),
     RecoveryVerb.GRACEFUL_MASTER_TAKEOVER.value: lambda ops, req: ops.graceful_takeover(req, auto=False),
     RecoveryVerb.GRACEFUL_MASTER_TAKEOVER_AUTO.value: lambda ops, req: ops.graceful_takeover(req, auto=True),
     RecoveryVerb.ACK_RECOVERIES.value: lambda ops, req: ops.ack(req),
     RecoveryVerb.BLOCKED_RECOVERIES.value: lambda ops, req: ops.blocked(req),
     RecoveryVerb.SUBMIT_MASTERS_TO_KV_STORES.value: lambda ops, req: ops.submit_masters(req),
+    RecoveryVerb.LOCATE_GTID_ERRANT.value: locate_command,
+    # topology refactoring and replication control, under the cluster's recovery lock
+    **{verb.value: (lambda ops, req: ops.refactor(req)) for verb in RefactorVerb},
 }
 
 

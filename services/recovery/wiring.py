@@ -28,11 +28,12 @@ from libs.recovery.audit import RecoveryKind
 from libs.recovery.control import ControlState
 from libs.recovery.downtime import KVDowntimeWriter
 from libs.recovery.executor import MySQLExecutor
-from libs.recovery.fence_watch import KVFenceStore
+from libs.recovery.fence_watch import KVFenceStore, named_masters
 from libs.recovery.gates import DEFAULT_GATES, Gate
 from libs.recovery.keeper import MasterKeeper, audit_emitter, request_reconcile
 from libs.recovery.leadership import LEASE_TTL_S
 from libs.recovery.masters import KVMasterPublisher
+from libs.recovery.old_master import OldMasterFencer, fencer_pool
 from libs.recovery.options import (
     SettingsHooks,
     candidate_rules,
@@ -44,6 +45,7 @@ from libs.recovery.pipeline import Collaborators, ProbeFn, RefreshFn, StepHook
 from libs.recovery.policy import Policy
 from libs.recovery.record_store import KVRecordStore
 from libs.recovery.recovery_events import AckPublisher, NatsEventSink
+from libs.recovery.refactoring import AbandonedOperation
 from libs.recovery.writeable import NonWriteableMaster
 from libs.topology.analysis import Finding, analyze
 from libs.topology.plan import CandidateRules
@@ -130,8 +132,25 @@ def build_collaborators(
         kinds={
             RecoveryKind.NON_WRITEABLE_MASTER: NonWriteableMaster(
                 act_pool, creds, options.statement_timeout_s, fences=KVFenceStore(js)
-            )
+            ),
+            RecoveryKind.OPERATION: AbandonedOperation(),  # an operation a dead leader left: closed
         },
+    )
+
+
+def build_fencer(
+    settings: Settings, js: JetStreamContext, collab: Collaborators, statement_timeout_s: float
+) -> OldMasterFencer:
+    """What keeps the failed masters of recent recoveries read-only (`libs/recovery/old_master.py`)."""
+    return OldMasterFencer(
+        fencer_pool(statement_timeout_s),
+        topology_credentials(settings),
+        collab.events,
+        super_read_only=settings.UseSuperReadOnly,
+        statement_timeout_s=statement_timeout_s,
+        store=KVFenceStore(js),
+        records=collab.store,
+        named_masters=lambda: named_masters(js),
     )
 
 

@@ -105,6 +105,16 @@ async def force_master_failover(request: Request, name: str) -> Any:
 
 
 @router.api_route(
+    "/force-master-takeover/{name}/{dhost}/{dport}",
+    methods=deps.BOTH,
+    dependencies=ADMIN,
+    summary="Fail over a cluster's master as if it were dead, promoting the given direct replica",
+)
+async def force_master_takeover(request: Request, name: str, dhost: str, dport: str) -> Any:
+    return await _failover(request, RecoveryVerb.FORCE_MASTER_TAKEOVER, name, deps.parse_key(dhost, dport))
+
+
+@router.api_route(
     "/graceful-master-takeover/{name}",
     methods=deps.BOTH,
     dependencies=ADMIN,

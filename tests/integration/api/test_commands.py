@@ -47,6 +47,7 @@ async def responder(nats_url: str, successor: InstanceKey, seen: list[CommandReq
             "recover",
             "recover-lite",
             "force-master-failover",
+            "force-master-takeover",
             "graceful-master-takeover",
             "graceful-master-takeover-auto",
         ):
@@ -111,6 +112,10 @@ async def test_recovery_commands_round_trip(api: ApiProcess, topo: dict[str, Ins
         assert resp.status_code == 200 and body["Details"]["SuccessorKey"]["Port"] == successor.port
         assert body["Details"]["IsSuccessful"] is True and seen[-1].cluster == str(master)
 
+        resp = await http.get(f"/force-master-takeover/{master}/{_hp(successor)}")
+        assert resp.status_code == 200 and resp.json()["Details"]["SuccessorKey"]["Port"] == successor.port
+        assert seen[-1].verb == "force-master-takeover" and seen[-1].destination == successor
+
         resp = await http.get(f"/graceful-master-takeover/{master}/{_hp(successor)}")
         assert resp.status_code == 200 and resp.json()["Details"]["BatonWriteOutageMs"] == 123.0
         assert seen[-1].destination == successor
@@ -169,6 +174,7 @@ async def test_recovery_commands_bad_input(api: ApiProcess, topo: dict[str, Inst
             "/recover/127.0.0.1/1",
             "/ack-recovery/cluster/nope?comment=x",
             f"/graceful-master-takeover/{master}/127.0.0.1/2",
+            f"/force-master-takeover/{master}/127.0.0.1/2",
         ):
             resp = await http.get(path)
             assert resp.status_code == 404, (path, resp.text)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -21,7 +20,6 @@ from libs.models import InstanceKey, MasterRecord
 from libs.sandbox import Sandbox
 from services.recovery.service import RecoveryService
 from tests.integration.api.conftest import ApiProcess, new_store_url, publish_topology, start_api
-from tests.integration.api.test_orchestrator_client import oc
 from tests.integration.e2e.test_baton_up import baton_cli
 from tests.integration.recovery.stack import master_of, stack_settings
 
@@ -123,8 +121,3 @@ async def test_submit_with_a_leader_route_cli_and_orchestrator_client(
             assert done.returncode == 0 and sorted(done.stdout.splitlines()) == lines, done
         done = await asyncio.to_thread(baton_cli, api.base, ROUTE, "-a", "no-such-cluster")
         assert done.returncode == 1 and "Unable to determine cluster name" in done.stderr, done
-
-        if shutil.which("jq") and shutil.which("curl"):  # orchestrator's own client, unchanged
-            for args in [("-c", *verb) for verb in verbs]:
-                done = await asyncio.to_thread(oc, api, *args)
-                assert done.returncode == 0 and sorted(done.stdout.splitlines()) == lines, done

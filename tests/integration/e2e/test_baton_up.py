@@ -51,6 +51,15 @@ async def wait_until(what: str, check, timeout: float = 30.0, every: float = 0.2
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+async def whole_cluster(http: httpx.AsyncClient, instances: int = 4) -> bool:
+    """The API shows a cluster of `instances` (False while the API is not answering yet)."""
+    try:
+        r = await http.get("/api/clusters-info")
+    except httpx.TransportError:
+        return False
+    return r.status_code == 200 and any(c["CountInstances"] == instances for c in r.json())
+
+
 @contextlib.asynccontextmanager
 async def run_baton_up(
     tmp_path: Path, config: dict[str, object], *extra: str
@@ -114,15 +123,7 @@ async def test_up_look_kill_the_master_and_watch_it_recover(
 ) -> None:
     api, state = baton_up
     async with httpx.AsyncClient(base_url=api, timeout=5) as http:
-
-        async def whole_cluster() -> bool:
-            try:
-                r = await http.get("/api/clusters-info")
-            except httpx.TransportError:
-                return False
-            return r.status_code == 200 and any(c["CountInstances"] == 4 for c in r.json())
-
-        await wait_until("the sandbox discovered (4 instances)", whole_cluster, timeout=60)
+        await wait_until("the sandbox discovered (4 instances)", lambda: whole_cluster(http), timeout=60)
         master, pid = sandbox_master(state)
 
         clusters = baton_cli(api, "clusters")
@@ -200,15 +201,7 @@ async def test_planned_and_forced_failovers_through_the_cli(baton_up: tuple[str,
     """The operator's commands travel CLI → API → baton.cmd.recovery.* → the recovery leader → MySQL."""
     api, state = baton_up
     async with httpx.AsyncClient(base_url=api, timeout=5) as http:
-
-        async def whole_cluster() -> bool:
-            try:
-                r = await http.get("/api/clusters-info")
-            except httpx.TransportError:
-                return False
-            return r.status_code == 200 and any(c["CountInstances"] == 4 for c in r.json())
-
-        await wait_until("the sandbox discovered (4 instances)", whole_cluster, timeout=60)
+        await wait_until("the sandbox discovered (4 instances)", lambda: whole_cluster(http), timeout=60)
     master, _ = sandbox_master(state)
     doc = json.loads((state / "sandbox" / "sandbox.json").read_text())
     target = next(f"127.0.0.1:{n['port']}" for n in doc["nodes"] if n["name"] == "replica2")

@@ -10,10 +10,11 @@ from datetime import timedelta
 import pytest
 
 from libs.bus.connection import Bus, connect
-from libs.bus.provision import BLOCKS, CANDIDATES, DOWNTIME, provision
+from libs.bus.provision import BLOCKS, CANDIDATES, DOWNTIME, SETTINGS, provision
 from libs.bus.server import NatsServer
 from libs.bus.subjects import kv_key
 from libs.models import InstanceKey, PromotionRule, utcnow
+from libs.models.operator import GLOBAL_RECOVERIES_KEY, GlobalRecoveries
 from libs.recovery.control import KVControlState, block_key
 from libs.recovery.downtime import Downtime
 from libs.recovery.options import parse_registered
@@ -88,3 +89,21 @@ async def test_an_undecodable_block_blocks_its_scope_until_deleted(
     assert any(key in m for m in logged) and any("deferred." in m for m in logged)
     await control.delete_block(block)  # what ack-recoveries does
     assert await control.blocks(now) == []
+
+
+async def test_an_undecodable_global_switch_disables_automated_recoveries(
+    bus: Bus, caplog: pytest.LogCaptureFixture
+) -> None:
+    control = KVControlState(bus.js)
+    kv = await bus.js.key_value(SETTINGS)
+    assert await control.global_recoveries() is None  # absent: enabled
+    await kv.put(kv_key(GLOBAL_RECOVERIES_KEY), GlobalRecoveries(enabled=True).model_dump_json().encode())
+    state = await control.global_recoveries()
+    assert state is not None and state.enabled
+    await kv.put(kv_key(GLOBAL_RECOVERIES_KEY), b'{"enabled": "maybe"}')
+    with caplog.at_level(logging.ERROR):
+        state = await control.global_recoveries()
+    assert state is not None and not state.enabled
+    assert "undecodable" in state.by
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(f"{SETTINGS}/{GLOBAL_RECOVERIES_KEY}" in m and "disabled" in m for m in errors), errors

@@ -361,3 +361,37 @@ async def test_graceful_takeover_under_writes_then_force_failover(
         await writer.finish()
         await events.stop()
         await stack.stop()
+
+
+@pytest.mark.timeout(90)
+async def test_force_master_takeover_promotes_the_designated_direct_replica(
+    sandbox_factory: SandboxFactory, nats_server: NatsServer
+) -> None:
+    sb = await sandbox_factory(master_replicas(2))
+    master, designated = sb.key("master"), sb.key("replica2")
+    await prepare(sb, "master")
+    stack, events = await _started(sb, nats_server.url, RecoveryPeriodBlockSeconds=600)
+    try:
+        missing = await stack.command("force-master-takeover", cluster=str(master), alias=str(master))
+        assert missing.status is CommandStatus.BAD_REQUEST, missing.message
+        # replica2 is a direct replica and not the one candidate choice would pick first (replica1 wins
+        # ties by name): the designation decides
+        reply = await stack.command(
+            "force-master-takeover", cluster=str(master), alias=str(master), destination=designated
+        )
+        assert reply.status is CommandStatus.OK, reply.message
+        assert reply.successor == designated
+        assert await writable_masters(sb, sb.names) == ["replica2"]
+        assert await _read_only(sb, "master")  # alive: made read-only first, as force-master-failover
+        assert (reply.recovery or {})["command"] == "force-master-takeover"
+        await wait_replicating_from(sb, "replica1", designated)
+
+        # the old master no longer replicates from anyone: not a direct child of the new master
+        refused = await stack.command(
+            "force-master-takeover", cluster=str(designated), alias=str(master), destination=master
+        )
+        assert refused.status is CommandStatus.REFUSED
+        assert refused.message.startswith(f"You may only promote a direct child of the master {designated}.")
+    finally:
+        await events.stop()
+        await stack.stop()

@@ -17,6 +17,8 @@ SECRETS = {
     "HTTPAuthPassword": "http-Secret-4",
     "ConsulAclToken": "acl-Secret-5",
     "BatonReadModelURL": "mysql+asyncmy://u:url-Secret-6@h/db",
+    "BatonNatsPassword": "nats-Secret-9",
+    "BatonNatsToken": "nats-token-Secret-10",
 }
 NESTED = {
     "BatonConsulDataCenters": {"dc1": {"Address": "a:1", "AclToken": "dc-Secret-7"}},

@@ -77,6 +77,9 @@ class FlakyStore:
     async def annotate(self, alias: str, uid: str, change: Annotation) -> RecoveryRecord | None:
         return await self._call("annotate", None, lambda: self.inner.annotate(alias, uid, change))  # type: ignore[no-any-return]
 
+    async def release(self, record: RecoveryRecord, previous: RecoveryRecord | None) -> None:
+        await self._call("release", record, lambda: self.inner.release(record, previous))
+
 
 def promoted(record: RecoveryRecord) -> bool:
     """`when` for faults after promotion."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from libs.recovery.pipeline import DESIGNATED_RULE_TTL, designated_rule_expiry
+from libs.topology.designation import DESIGNATED_RULE_TTL, designated_rule_expiry
 
 
 def _a_year_on(now: datetime) -> datetime:

@@ -14,9 +14,9 @@ from libs.models import InstanceKey, InstanceSnapshot, PromotionRule
 from libs.recovery.audit import Outcome, RecoveryRecord, StepOutcome
 from libs.recovery.executor import StepResult
 from libs.recovery.fence import Fence, StaticFence
-from libs.recovery.pipeline import moved_back
 from libs.recovery.record_store import MemoryRecordStore
 from libs.recovery.steps import StepSpec
+from libs.topology.failover import moved_back
 from libs.topology.plan import DrainState
 from libs.topology.view import InstanceState
 from tests.unit.candidate.builders import MASTER, cluster, k, r

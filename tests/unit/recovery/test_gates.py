@@ -8,9 +8,8 @@ import pytest
 
 from libs.recovery.audit import Outcome, new_record
 from libs.recovery.fence import StaticFence
-from libs.recovery.gates import GateContext, handled_code, leader, one_per_cluster
+from libs.recovery.gates import GateContext, fresh_detection, handled_code, leader, one_per_cluster
 from libs.topology.codes import Analysis
-from services.recovery.service import fresh_detection
 from tests.unit.candidate.builders import NOW, cluster, r
 from tests.unit.recovery.fakes import detection
 

@@ -8,8 +8,8 @@ import pytest
 
 from libs.models import PromotionRule
 from libs.recovery.steps import ExecutionOptions, StepKind, plan_steps, relocation_steps, takeover_steps
-from libs.recovery.takeover import takeover_plan
 from libs.topology.plan import CandidateRules
+from libs.topology.takeover import takeover_plan
 from libs.topology.view import ClusterView, InstanceState
 from tests.unit.candidate.builders import MASTER, NOW, k, master
 from tests.unit.topology.chain_builders import alive_master, sibling
@@ -37,8 +37,8 @@ CASES = [
     ("several, no target", view(sibling(1), sibling(2)), None, False, None, "designate the target"),
     ("several, auto", view(sibling(1), sibling(2, pos="0-1-90")), None, True, k(1), ""),
     ("auto honours prefer", view(sibling(1), sibling(2, rule=PromotionRule.PREFER)), None, True, k(2), ""),
-    ("not a direct replica", view(sibling(1)), k(7), False, None, "not a direct replica"),
-    ("no replicas", view(), None, True, None, "no replicas"),
+    ("not a direct replica", view(sibling(1)), k(7), False, None, "must be directly replicating from"),
+    ("no replicas", view(), None, True, None, "doesn't seem to have replicas"),
     ("dead master", view(sibling(1), top=master()), None, True, None, "not reachable"),
     ("must_not target", view(sibling(1, rule=PromotionRule.MUST_NOT)), k(1), False, None, "must_not"),
     ("no log_slave_updates", view(sibling(1, lsu=False)), None, False, None, "log_slave_updates"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.models.operator import CommandRequest, CommandStatus, RecoveryVerb
+from libs.models.operator import CommandRequest, CommandStatus, RecoveryVerb, RefactorVerb
 from libs.recovery.audit import RecoveryRecord
 from libs.recovery.control import MemoryControlState
 from libs.recovery.fence import StaticFence
@@ -32,7 +32,7 @@ def ops(held: bool = True) -> Operations:
 
 
 def test_every_verb_the_api_sends_is_registered() -> None:
-    assert set(VERBS) == {v.value for v in RecoveryVerb}
+    assert set(VERBS) == {v.value for v in RecoveryVerb} | {v.value for v in RefactorVerb}
 
 
 async def test_answers() -> None:

@@ -45,23 +45,30 @@ def takeover_plan(
         return refuse(f"master {head} is not reachable: use recover or force-master-failover")
     replicas = view.replicas_of(head)
     if not replicas:
-        return refuse(f"master {head} has no replicas to hand over to")
+        return refuse(f"Master {head} doesn't seem to have replicas")  # orchestrator's words
     by_key = {r.key: r for r in replicas}
     if designated is not None:
         if designated not in by_key:
-            return refuse(f"{designated} is not a direct replica of master {head}")
+            return refuse(  # orchestrator's words
+                f"GracefulMasterTakeover: indicated designated instance {designated} must be directly "
+                f"replicating from the master {head}"
+            )
         target = designated
     elif len(replicas) == 1:
         target = replicas[0].key
     elif auto:
         chosen = choose_candidate(view, head, rules, now)
         if not chosen.ok or chosen.successor is None:
-            return refuse(f"no replica of {head} can take over: {chosen.reason}")
+            return refuse(
+                "GracefulMasterTakeover: no target instance indicated, failed to auto-detect candidate "
+                f"replica for master {head}. Aborting ({chosen.reason})"
+            )
         target = chosen.successor
     else:
-        return refuse(
-            f"master {head} has {len(replicas)} replicas: designate the target, or use "
-            "graceful-master-takeover-auto"
+        return refuse(  # orchestrator's words, then how to proceed
+            f"GracefulMasterTakeover: target instance not indicated, auto=false, and master {head} has "
+            f"{len(replicas)} replicas. orchestrator cannot choose where to failover to. Aborting "
+            "(designate the target, or use graceful-master-takeover-auto)"
         )
     state = by_key[target]
     why = why_not_promotable(state, master.info, rules, now)
