@@ -14,15 +14,21 @@ a watcher sees a lease expire as a PURGE marker instead of silence.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
+import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext, api
 
 from libs.bus.connection import bus_errors, describe
 from libs.errors import BusError
 
+log = logging.getLogger(__name__)
+
+PROVISION_BUDGET_S = 120.0  # patience per stream for transient failures at start-up
+_CLUSTER_UNAVAILABLE = (10008,)  # JSClusterNotAvailErr: no meta leader / quorum yet
 HOUR = 3600.0
 DAY = 24 * HOUR
 
@@ -138,19 +144,54 @@ async def ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> str:
         return "updated"
 
 
-async def provision(js: JetStreamContext, replicas: int = 1) -> dict[str, str]:
+def _transient(exc: BaseException | None) -> bool:
+    """A failure that a busy or still-forming cluster gives and that the same request may not give a
+    moment later: no answer in time, nobody answering yet, JetStream temporarily unavailable (503) or
+    without a meta leader / stream quorum (10008 cluster not available)."""
+    if isinstance(exc, TimeoutError | nats.errors.TimeoutError | nats.errors.NoRespondersError):
+        return True
+    if isinstance(exc, nats.js.errors.APIError):
+        return exc.code == 503 or exc.err_code in _CLUSTER_UNAVAILABLE
+    return False
+
+
+async def ensure_stream_patiently(
+    js: JetStreamContext, config: api.StreamConfig, budget_s: float = PROVISION_BUDGET_S
+) -> str:
+    """`ensure_stream`, retried with bounded back-off (0.2 s doubling to 5 s) while the failure is
+    transient and the budget lasts. Creating is idempotent (a create whose reply was lost shows up as
+    an existing stream on the next try), so retrying is always safe. Any other failure, or a transient
+    one past the budget, is raised as the BusError naming the stream."""
+    deadline = time.monotonic() + budget_s
+    delay = 0.2
+    while True:
+        try:
+            return await ensure_stream(js, config)
+        except BusError as exc:
+            if not _transient(exc.__cause__) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s; retrying in %.1fs", exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+async def provision(
+    js: JetStreamContext, replicas: int = 1, *, budget_s: float = PROVISION_BUDGET_S
+) -> dict[str, str]:
     """Ensure every stream and bucket of DESIGN §3 exists with the current settings.
 
     Safe to call from any number of processes, any number of times. Returns {stream name: action}.
+    Each stream gets `budget_s` of patience for transient failures: a dozen services creating R3
+    streams at once on a loaded machine time out now and then, and a service must not die of it.
     """
     if replicas not in (1, 3, 5):
         raise BusError(f"replicas must be 1, 3 or 5, not {replicas}")
     done: dict[str, str] = {}
     for spec in STREAMS:
-        done[spec.name] = await ensure_stream(js, stream_config(spec, replicas))
+        done[spec.name] = await ensure_stream_patiently(js, stream_config(spec, replicas), budget_s)
     for bspec in BUCKETS:
         name = f"KV_{bspec.bucket}"
-        done[name] = await ensure_stream(js, bucket_config(bspec, replicas))
+        done[name] = await ensure_stream_patiently(js, bucket_config(bspec, replicas), budget_s)
     return done
 
 

@@ -1,0 +1,234 @@
+"""Baton across three data centers on one machine: the world every chaos scenario runs in.
+
+Per DC namespace (tests/chaos/netlab.py), on the DC's address:
+- one nats-server, the three forming one JetStream cluster (streams R3, one copy per DC) — client port
+  4222, routes 6222, monitoring 8222 (namespaces have ports of their own, so these never clash with a
+  NATS on this machine);
+- one test Consul (tests/consul_server, port 8500), its own datacenter;
+- Baton's prober, analyzer, recovery and kvpublisher (`--dc` its own Consul) as separate processes, each
+  with the DC's NATS first in its URL list; the API runs in dc2;
+- MariaDB servers placed by `WorldSpec.mysql` (default: master + replica in dc1, a replica in dc2 and in
+  dc3), replicating across the bridge; their data center comes from `DetectDataCenterQuery`.
+The observer namespace runs the observer (tests/chaos/observer.py) and test clients.
+
+`World.start()` returns once Consul in every DC names the master (the recovery leader seeds it at
+start: issue 12), which proves NATS, the services and the KV path are all up. Everything is stopped by
+`stop()` (and whatever is left by the lab's close): services, NATS, Consul by PID, MariaDB by the
+sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from subprocess import Popen
+
+from libs.bus.server import ClusterConfig, NatsServer, find_nats_server
+from libs.sandbox import Sandbox
+from libs.sandbox.spec import master_replicas
+from tests.chaos.netlab import OBSERVER, NetLab
+
+ROOT = Path(__file__).resolve().parents[2]
+NATS_PORT, ROUTE_PORT, MONITOR_PORT, CONSUL_PORT, API_PORT = 4222, 6222, 8222, 8500, 3000
+SERVICES = ("prober", "analyzer", "recovery", "kvpublisher")
+CLUSTER_ALIAS = "ci"
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    dcs: tuple[str, ...] = ("dc1", "dc2", "dc3")
+    mysql: Mapping[str, str] = field(
+        default_factory=lambda: {"master": "dc1", "replica1": "dc1", "replica2": "dc2", "replica3": "dc3"}
+    )
+    api_dc: str = "dc2"
+    poll_s: int = 1
+    slave_net_timeout: int = 4
+    settings: Mapping[str, object] = field(default_factory=dict)  # extra Baton keys for every service
+
+
+class World:
+    def __init__(self, lab: NetLab, base: Path, template: Path, spec: WorldSpec | None = None) -> None:
+        self.lab = lab
+        self.base = base
+        self.spec = spec or WorldSpec()
+        placement = {name: (lab.host(dc).netns, lab.address(dc)) for name, dc in self.spec.mysql.items()}
+        self.sandbox = Sandbox(
+            base / "mysql",
+            master_replicas(len(self.spec.mysql) - 1),
+            template_dir=template,
+            placement=placement,
+            slave_net_timeout=self.spec.slave_net_timeout,
+        )
+        self.nats: dict[str, Popen[bytes]] = {}
+        self.consul: dict[str, Popen[bytes]] = {}
+        self.services: dict[tuple[str, str], Popen[bytes]] = {}
+        self.logs = base / "logs"
+
+    # --- addresses -------------------------------------------------------------------------------
+    def nats_url(self, dc: str) -> str:
+        return f"nats://{self.lab.address(dc)}:{NATS_PORT}"
+
+    def consul_url(self, dc: str) -> str:
+        return f"http://{self.lab.address(dc)}:{CONSUL_PORT}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.lab.address(self.spec.api_dc)}:{API_PORT}"
+
+    def server(self, name: str) -> str:
+        return str(self.sandbox.key(name))
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    async def start(self, within: float = 180.0) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        await self.sandbox.start()
+        for dc in self.spec.dcs:
+            self._start_nats(dc)
+            self._start_consul(dc)
+        await self._wait(self._nats_ready, "the NATS cluster", within)
+        for dc in self.spec.dcs:
+            config = self._write_config(dc)
+            for service in SERVICES:
+                self.start_service(dc, service, config)
+            if dc == self.spec.api_dc:
+                self.start_service(dc, "api", config)
+        await self._wait(self._consul_names_master, "every DC's Consul to name the master", within)
+
+    async def stop(self) -> None:
+        for proc in [*self.services.values(), *self.consul.values(), *self.nats.values()]:
+            self.lab.stop(proc)
+        self.services.clear()
+        self.consul.clear()
+        self.nats.clear()
+        await self.sandbox.stop()
+
+    # --- parts -----------------------------------------------------------------------------------
+    def _start_nats(self, dc: str) -> None:
+        routes = [f"nats-route://{self.lab.address(d)}:{ROUTE_PORT}" for d in self.spec.dcs]
+        server = NatsServer(
+            self.base / "nats" / dc,
+            host=self.lab.address(dc),
+            port=NATS_PORT,
+            monitor_port=MONITOR_PORT,
+            server_name=f"baton-{dc}",
+            cluster=ClusterConfig(name="baton", port=ROUTE_PORT, routes=routes),
+        )
+        server.store_dir.mkdir(parents=True, exist_ok=True)
+        server.config_path.write_text(server.render_config())
+        with open(self.logs / f"nats-{dc}.log", "ab") as log:
+            self.nats[dc] = self.lab.spawn(
+                dc, [str(find_nats_server()), "-c", str(server.config_path)], stdout=log
+            )
+
+    def _start_consul(self, dc: str) -> None:
+        argv = [sys.executable, "-m", "tests.consul_server", "--port", str(CONSUL_PORT)]
+        argv += ["--host", self.lab.address(dc), "--dc", dc, "--data-dir", str(self.base / "consul" / dc)]
+        with open(self.logs / f"consul-{dc}.log", "ab") as log:
+            self.consul[dc] = self.lab.spawn(dc, argv, stdout=log, cwd=ROOT)
+
+    def _write_config(self, dc: str) -> Path:
+        sb = self.sandbox
+        urls = [self.nats_url(dc)] + [self.nats_url(d) for d in self.spec.dcs if d != dc]
+        dc_of = " ".join(f"WHEN '{self.lab.address(d)}' THEN '{d}'" for d in self.spec.dcs)
+        config = {
+            "BatonNatsURLs": urls,
+            "BatonStreamReplicas": 3,
+            "BatonNodeName": f"baton-{dc}",
+            "InstancePollSeconds": self.spec.poll_s,
+            "DiscoverySeeds": [self.server(sb.master)],
+            "DiscoverByShowSlaveHosts": True,
+            "MySQLHostnameResolveMethod": "@@report_host",
+            "HostnameResolveMethod": "none",
+            "MySQLTopologyUser": sb.topology_creds.user,
+            "MySQLTopologyPassword": sb.topology_creds.password.get_secret_value(),
+            "MySQLReplicationUser": sb.repl_creds.user,
+            "MySQLReplicationPassword": sb.repl_creds.password.get_secret_value(),
+            "MySQLConnectTimeoutSeconds": 1,
+            "DetectClusterAliasQuery": f"SELECT '{CLUSTER_ALIAS}'",
+            "DetectDataCenterQuery": f"SELECT CASE @@report_host {dc_of} ELSE '' END",
+            "RecoverMasterClusterFilters": ["*"],
+            "RecoverIntermediateMasterClusterFilters": ["*"],
+            "KVClusterMasterPrefix": "mysql/master",
+            "BatonConsulDataCenters": {
+                d: {"Address": f"{self.lab.address(d)}:{CONSUL_PORT}", "Scheme": "http"}
+                for d in self.spec.dcs
+            },
+            "ListenAddress": f"{self.lab.address(dc)}:{API_PORT}",
+            "BackendDB": "sqlite",
+            "SQLite3DataFile": str(self.base / f"api-{dc}.sqlite"),
+            **self.spec.settings,
+        }
+        path = self.base / f"baton-{dc}.json"
+        path.write_text(json.dumps(config, indent=1))
+        return path
+
+    def start_service(self, dc: str, service: str, config: Path | None = None) -> Popen[bytes]:
+        config = config or self.base / f"baton-{dc}.json"
+        argv = [sys.executable, "-m", f"services.{service}", "--config", str(config)]
+        if service == "kvpublisher":
+            argv += ["--dc", dc]
+        with open(self.logs / f"{service}-{dc}.log", "ab") as log:
+            proc = self.lab.spawn(dc, argv, stdout=log, cwd=ROOT)
+        self.services[(dc, service)] = proc
+        return proc
+
+    # --- readiness -------------------------------------------------------------------------------
+    async def _nats_ready(self) -> bool:
+        """Every node answers /healthz (JetStream current with the meta leader), asked from its DC."""
+        for dc in self.spec.dcs:
+            code = (
+                "import urllib.request, sys\n"
+                f"urllib.request.urlopen('http://{self.lab.address(dc)}:{MONITOR_PORT}/healthz', timeout=2)\n"
+            )
+            done = await asyncio.to_thread(self.lab.run, dc, [sys.executable, "-c", code], 30)
+            if done.returncode != 0:
+                return False
+        return True
+
+    async def consul_values(self) -> dict[str, str | None]:
+        """Each DC's `mysql/master/<alias>`, read from the observer namespace (None: no answer)."""
+        code = (
+            "import json, sys, urllib.request, urllib.error\n"
+            "out = {}\n"
+            "for dc, url in json.loads(sys.argv[1]).items():\n"
+            "    try:\n"
+            f"        out[dc] = urllib.request.urlopen(url + '/v1/kv/mysql/master/{CLUSTER_ALIAS}?raw',"
+            " timeout=2).read().decode()\n"
+            "    except urllib.error.HTTPError as e:\n"
+            "        out[dc] = '' if e.code == 404 else None\n"
+            "    except OSError:\n"
+            "        out[dc] = None\n"
+            "print(json.dumps(out))\n"
+        )
+        urls = json.dumps({dc: self.consul_url(dc) for dc in self.spec.dcs})
+        done = await asyncio.to_thread(self.lab.run, OBSERVER, [sys.executable, "-c", code, urls], 30)
+        if done.returncode != 0:
+            return dict.fromkeys(self.spec.dcs)
+        values: dict[str, str | None] = json.loads(done.stdout)
+        return values
+
+    async def _consul_names_master(self) -> bool:
+        values = await self.consul_values()
+        return all(v == self.server(self.sandbox.master) for v in values.values())
+
+    async def _wait(self, check: Callable[[], Awaitable[bool]], what: str, within: float) -> None:
+        deadline = time.monotonic() + within
+        while not await check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; logs in {self.logs}:\n{self.tail()}")
+            for (dc, service), proc in self.services.items():
+                if proc.poll() is not None:
+                    raise AssertionError(f"{service} in {dc} exited {proc.returncode}:\n{self.tail()}")
+            await asyncio.sleep(0.5)
+
+    def tail(self, lines: int = 15) -> str:
+        out = []
+        for log in sorted(self.logs.glob("*.log")):
+            text = log.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {log.name}\n" + "\n".join(text))
+        return "\n".join(out)
