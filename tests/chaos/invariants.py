@@ -10,7 +10,8 @@ Baton's recovery records. The checker turns that into named verdicts:
   that window and one sampling interval, nothing more. Every round breaking it is reported.
 - `replicas-follow-master`: at the end, every answering server but the master replicates from the
   master with both threads running — except the replicas Baton itself reported lost (LostReplicas),
-  which must then not replicate from anything writable.
+  which must then not replicate from the master (`lost-means-lost`), and failed masters that came
+  back (fenced read-only and left alone, as orchestrator leaves them).
 - `no-errant-gtids`: at the end, no answering server holds a GTID the master lacks.
 - `acked-writes-kept`: every id the writer saw acknowledged is on the final master.
 - `audit-agrees`: the newest closed recovery record names the master MySQL shows (when one ran).
@@ -54,6 +55,7 @@ class RecoveryOutcome:
     successor: str | None
     lost_replicas: frozenset[str] = frozenset()
     closed: bool = True
+    failed: str | None = None  # the failed master: once back, kept read-only, not repointed (orchestrator)
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,10 @@ def check(obs: Observations, *, fence_grace_s: float = 0.5, converge_within_s: f
         return Verdict((Check("observed", False, "no sampling round recorded"),), None)
     last = obs.rounds[-1]
     closed = [r for r in obs.recoveries if r.closed]
-    excused = closed[-1].lost_replicas if closed else frozenset()
+    lost = closed[-1].lost_replicas if closed else frozenset()
+    # a failed master that comes back is fenced read-only and left alone (as orchestrator leaves it):
+    # it need not follow the new master; `one-writable-master` already holds it to read-only
+    excused = lost | {r.failed for r in closed if r.failed is not None}
     checks = [check_one_writable(obs.rounds, fence_grace_s)]
 
     ok, why, master = _topology_right(last, excused)
@@ -158,7 +163,7 @@ def check(obs: Observations, *, fence_grace_s: float = 0.5, converge_within_s: f
         }
         errant = {k: v for k, v in errant.items() if v}
         checks.append(Check("no-errant-gtids", not errant, str(errant) if errant else ""))
-        following = [s.server for s in last.servers.values() if s.server in excused and s.master == master]
+        following = [s.server for s in last.servers.values() if s.server in lost and s.master == master]
         if any(last.servers[s].io_running for s in following):
             checks.append(Check("lost-means-lost", False, f"reported lost but replicating: {following}"))
 

@@ -118,7 +118,9 @@ async def observe(args: argparse.Namespace, stop: asyncio.Event) -> None:
 
 
 def load_rounds(path: Path) -> list[Round]:
-    rounds = []
+    rounds: list[Round] = []
+    if not path.exists():
+        return rounds
     for line in path.read_text().splitlines():
         if not line.strip():
             continue

@@ -89,7 +89,7 @@ class World:
         await self.sandbox.start()
         for dc in self.spec.dcs:
             self._start_nats(dc)
-            self._start_consul(dc)
+            self.start_consul(dc)
         await self._wait(self._nats_ready, "the NATS cluster", within)
         for dc in self.spec.dcs:
             config = self._write_config(dc)
@@ -125,7 +125,7 @@ class World:
                 dc, [str(find_nats_server()), "-c", str(server.config_path)], stdout=log
             )
 
-    def _start_consul(self, dc: str) -> None:
+    def start_consul(self, dc: str) -> None:
         argv = [sys.executable, "-m", "tests.consul_server", "--port", str(CONSUL_PORT)]
         argv += ["--host", self.lab.address(dc), "--dc", dc, "--data-dir", str(self.base / "consul" / dc)]
         with open(self.logs / f"consul-{dc}.log", "ab") as log:
@@ -211,6 +211,36 @@ class World:
             return dict.fromkeys(self.spec.dcs)
         values: dict[str, str | None] = json.loads(done.stdout)
         return values
+
+    async def api(self, path: str) -> object:
+        """GET `path` from the API (in `api_dc`), from the observer namespace; None when it fails."""
+        code = (
+            "import json, sys, urllib.request\n"
+            "print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())\n"
+        )
+        done = await asyncio.to_thread(
+            self.lab.run, OBSERVER, [sys.executable, "-c", code, self.api_url + path], 30
+        )
+        return json.loads(done.stdout) if done.returncode == 0 else None
+
+    async def recoveries(self) -> list[dict[str, object]]:
+        """orchestrator's recovery audit (newest first), as the API shows it."""
+        docs = await self.api(f"/api/audit-recovery/alias/{CLUSTER_ALIAS}")
+        return [d for d in docs if isinstance(d, dict)] if isinstance(docs, list) else []
+
+    def leader_dc(self) -> str | None:
+        """The DC whose recovery process was elected last (highest epoch), from the services' logs."""
+        best: tuple[int, str] | None = None
+        for dc in self.spec.dcs:
+            log = self.logs / f"recovery-{dc}.log"
+            if not log.exists():
+                continue
+            for line in log.read_text(errors="replace").splitlines():
+                if ": elected with epoch " in line:
+                    epoch = int(line.rsplit(" ", 1)[-1])
+                    if best is None or epoch > best[0]:
+                        best = (epoch, dc)
+        return best[1] if best else None
 
     async def _consul_names_master(self) -> bool:
         values = await self.consul_values()

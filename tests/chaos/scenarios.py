@@ -1,0 +1,308 @@
+"""Chaos scenarios and the one way every run goes: world up, observer on, fault, settle, judge.
+
+A run (`run_scenario`): start a fresh three-DC world (tests/chaos/world.py), start the observer, let it
+sample a healthy cluster, apply the scenario's fault (which records when the fault *ended*), wait until
+the state has settled — the observer's latest round shows one writable master followed by everyone and
+every reachable Consul naming it, and the failover expectation met — or `settle_within_s` passed, keep
+observing a little longer (a flap after settling must show), then read Baton's recovery audit from the
+API, stop everything and judge the rounds with tests/chaos/invariants.py. The scenario's expectation
+(a failover, or none) is one more check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from subprocess import Popen
+
+from libs.models import InstanceKey
+from libs.sandbox import Sandbox
+from tests.chaos.invariants import (
+    Check,
+    Observations,
+    RecoveryOutcome,
+    Round,
+    Verdict,
+    _consul_wrong,
+    _topology_right,
+    check,
+    writable,
+)
+from tests.chaos.netlab import OBSERVER, NetLab
+from tests.chaos.observer import load_rounds
+from tests.chaos.world import ROOT, World, WorldSpec
+
+FAILOVER_WITHIN_S = 60.0
+
+
+@dataclass
+class Run:
+    world: World
+    lab: NetLab
+    old_master: str
+    fault_started_at: float = 0.0
+    fault_ended_at: float = 0.0
+
+    @property
+    def sb(self) -> Sandbox:
+        return self.world.sandbox
+
+    async def failed_over(self, dcs: tuple[str, ...] | None = None) -> None:
+        """Wait until Consul in `dcs` (default: every DC) names a server other than the old master."""
+        deadline = time.monotonic() + FAILOVER_WITHIN_S
+        while True:
+            values = await self.world.consul_values()
+            wanted = [values[dc] for dc in (dcs or tuple(values))]
+            if all(v not in (None, "", self.old_master) for v in wanted):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no failover within {FAILOVER_WITHIN_S:g}s: Consul {values}")
+            await asyncio.sleep(0.25)
+
+
+Fault = Callable[[Run], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    fault: Fault
+    failover: bool  # a new master is expected (else the old one must stay)
+    what: str
+    spec: WorldSpec = field(default_factory=WorldSpec)
+    settle_within_s: float = 45.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    scenario: str
+    verdict: Verdict
+    converge_s: float | None
+    rounds: int
+    logs: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.ok
+
+
+def _kill(proc: Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, sig)
+
+
+# --- faults -----------------------------------------------------------------------------------------
+async def master_sigkill(run: Run) -> None:
+    run.sb.kill(run.sb.master, signal.SIGKILL)
+    run.fault_ended_at = time.monotonic()
+
+
+async def master_sigstop(run: Run) -> None:
+    """A hung master (SIGSTOP): fail over on the replicas' silence, then SIGCONT — the old master comes
+    back writable and must be fenced read-only at once."""
+    run.sb.kill(run.sb.master, signal.SIGSTOP)
+    try:
+        await run.failed_over()
+    finally:
+        run.sb.kill(run.sb.master, signal.SIGCONT)
+    run.fault_ended_at = time.monotonic()
+
+
+async def master_dc_isolated(run: Run) -> None:
+    """dc1 (master, a replica, a NATS node, a Consul, a Baton of each kind) is cut off: dc2 and dc3 keep
+    the NATS quorum and fail over; dc1's services can do nothing without a quorum; on rejoining, the old
+    master is fenced read-only."""
+    run.lab.isolate("dc1")
+    try:
+        await run.failed_over(("dc2", "dc3"))
+    finally:
+        run.lab.rejoin("dc1")
+    run.fault_ended_at = time.monotonic()
+
+
+async def replica_dc_isolated(run: Run) -> None:
+    run.lab.isolate("dc3")
+    await asyncio.sleep(8)
+    run.lab.rejoin("dc3")
+    run.fault_ended_at = time.monotonic()
+
+
+async def replica_restart_hard(run: Run) -> None:
+    run.sb.kill("replica2", signal.SIGKILL)
+    await asyncio.sleep(4)
+    await run.sb.restart("replica2")
+    run.fault_ended_at = time.monotonic()
+
+
+async def link_cut_between_replica_dcs(run: Run) -> None:
+    run.lab.cut("dc2", "dc3")
+    await asyncio.sleep(8)
+    run.lab.mend("dc2", "dc3")
+    run.fault_ended_at = time.monotonic()
+
+
+async def nats_node_killed_then_master(run: Run) -> None:
+    """One NATS node (dc3) crashes; the other two keep the quorum; then the master dies: Baton fails over
+    on two NATS nodes, and dc3's kvpublisher (connected elsewhere) still writes dc3's Consul."""
+    _kill(run.world.nats["dc3"], signal.SIGKILL)
+    await asyncio.sleep(3)
+    run.sb.kill(run.sb.master, signal.SIGKILL)
+    run.fault_ended_at = time.monotonic()
+
+
+async def consul_dc_down_during_failover(run: Run) -> None:
+    """dc3's Consul is down when the master dies; when it comes back (with its old data) it must be
+    brought to the new master."""
+    _kill(run.world.consul["dc3"], signal.SIGKILL)
+    run.sb.kill(run.sb.master, signal.SIGKILL)
+    await run.failed_over(("dc1", "dc2"))
+    await asyncio.sleep(2)
+    run.world.start_consul("dc3")
+    run.fault_ended_at = time.monotonic()
+
+
+async def leader_sigkill_mid_failover(run: Run) -> None:
+    """The recovery leader's process is SIGKILLed just after the master: another DC's recovery takes
+    the lease over (after the TTL) and finishes or redoes the failover."""
+    dc = run.world.leader_dc()
+    assert dc is not None, "no recovery leader elected"
+    run.sb.kill(run.sb.master, signal.SIGKILL)
+    await asyncio.sleep(0.05)
+    _kill(run.world.services[(dc, "recovery")], signal.SIGKILL)
+    run.fault_ended_at = time.monotonic()
+
+
+async def flapping_master(run: Run) -> None:
+    """The master dies and comes back three times, a few seconds apart: one failover (then the block
+    holds), and each time the old master is back it is fenced read-only."""
+    run.sb.kill(run.sb.master, signal.SIGKILL)
+    await run.failed_over()
+    for _ in range(3):
+        await run.sb.restart(run.sb.master)
+        await asyncio.sleep(3)
+        run.sb.kill(run.sb.master, signal.SIGKILL)
+        await asyncio.sleep(2)
+    await run.sb.restart(run.sb.master)
+    run.fault_ended_at = time.monotonic()
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("master-sigkill", master_sigkill, True, "master SIGKILL"),
+        Scenario("master-sigstop", master_sigstop, True, "master hung (SIGSTOP), then SIGCONT"),
+        Scenario("master-dc-isolated", master_dc_isolated, True, "the master's whole DC cut off, rejoined"),
+        Scenario("replica-dc-isolated", replica_dc_isolated, False, "a replica's DC cut off for 8 s"),
+        Scenario("replica-sigkill", replica_restart_hard, False, "a replica SIGKILLed, restarted 4 s later"),
+        Scenario("dc2-dc3-cut", link_cut_between_replica_dcs, False, "the dc2-dc3 link cut for 8 s"),
+        Scenario(
+            "nats-node-kill", nats_node_killed_then_master, True, "a NATS node SIGKILLed, then the master"
+        ),
+        Scenario(
+            "consul-dc-down", consul_dc_down_during_failover, True, "dc3's Consul down during a failover"
+        ),
+        Scenario(
+            "leader-sigkill", leader_sigkill_mid_failover, True, "recovery leader SIGKILLed mid-failover"
+        ),
+        Scenario("flapping-master", flapping_master, True, "the master dies and returns 3 times"),
+    )
+}
+
+
+# --- the run ------------------------------------------------------------------------------------------
+def _observer_argv(world: World, out: Path) -> list[str]:
+    creds = world.sandbox.topology_creds
+    argv = [sys.executable, "-m", "tests.chaos.observer", "--out", str(out)]
+    argv += ["--user", creds.user, "--password", creds.password.get_secret_value()]
+    argv += [a for name in world.spec.mysql for a in ("--server", world.server(name))]
+    argv += [a for dc in world.spec.dcs for a in ("--consul", f"{dc}={world.consul_url(dc)}")]
+    return argv
+
+
+def _key(doc: object) -> str | None:
+    if not isinstance(doc, dict) or not doc.get("Hostname"):
+        return None
+    return str(InstanceKey(host=str(doc["Hostname"]), port=int(doc["Port"])))
+
+
+def recovery_outcomes(docs: list[dict[str, object]]) -> list[RecoveryOutcome]:
+    """The API's recovery audit (newest first) as the checker's outcomes (oldest first)."""
+    out = []
+    for doc in reversed(docs):
+        entry = doc.get("AnalysisEntry")
+        failed = _key(entry.get("AnalyzedInstanceKey")) if isinstance(entry, dict) else None
+        lost = doc.get("LostReplicas")
+        out.append(
+            RecoveryOutcome(
+                successor=_key(doc.get("SuccessorKey")),
+                lost_replicas=frozenset(k for k in (_key(x) for x in lost or []) if k)
+                if isinstance(lost, list)
+                else frozenset(),
+                closed=not doc.get("IsActive"),
+                failed=failed,
+            )
+        )
+    return out
+
+
+async def run_scenario(lab: NetLab, base: Path, template: Path, scenario: Scenario) -> RunResult:
+    world = World(lab, base, template, scenario.spec)
+    rounds_file = base / "rounds.jsonl"
+    await world.start()
+    try:
+        run = Run(world, lab, old_master=world.server(world.sandbox.master))
+        with open(world.logs / "observer.log", "ab") as log:
+            observer = lab.spawn(OBSERVER, _observer_argv(world, rounds_file), stdout=log, cwd=ROOT)
+        await asyncio.sleep(2)  # a healthy baseline
+        run.fault_started_at = time.monotonic()
+        await scenario.fault(run)
+        await _settle(run, scenario, rounds_file)
+        await asyncio.sleep(3)  # a flap right after settling must show in the final rounds
+        docs = await world.recoveries()
+        lab.stop(observer)
+    finally:
+        await world.stop()
+    rounds = load_rounds(rounds_file)
+    outcomes = recovery_outcomes(docs)
+    verdict = check(Observations(rounds=rounds, fault_ended_at=run.fault_ended_at, recoveries=outcomes))
+    masters = writable(rounds[-1]) if rounds else []
+    expectation = (
+        masters == [run.old_master]
+        if not scenario.failover
+        else bool(masters) and masters != [run.old_master]
+    )
+    detail = f"final writable {masters}; old master {run.old_master}"
+    verdict = Verdict(
+        (
+            *verdict.checks,
+            Check("failover-as-expected" if scenario.failover else "no-failover", expectation, detail),
+        ),
+        verdict.converge_s,
+    )
+    return RunResult(scenario.name, verdict, verdict.converge_s, len(rounds), world.logs)
+
+
+def settled(run: Run, scenario: Scenario, last: Round) -> bool:
+    """The latest round shows the end state: the expected master alone writable, every other answering
+    server (the old master aside, fenced or not back yet) following it, every reachable Consul naming it."""
+    masters = writable(last)
+    if len(masters) != 1 or (masters[0] != run.old_master) is not scenario.failover:
+        return False
+    ok, _, master = _topology_right(last, frozenset({run.old_master}))
+    return ok and not _consul_wrong(last, master)
+
+
+async def _settle(run: Run, scenario: Scenario, rounds_file: Path) -> None:
+    deadline = time.monotonic() + scenario.settle_within_s
+    while time.monotonic() < deadline:
+        rounds = load_rounds(rounds_file)
+        if rounds and rounds[-1].at > run.fault_ended_at and settled(run, scenario, rounds[-1]):
+            return
+        await asyncio.sleep(0.5)
