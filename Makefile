@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-unit test-integration lint typecheck bench up clean
+.PHONY: setup test test-unit test-integration chaos lint typecheck bench up clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,6 +22,9 @@ test-unit: setup
 
 test-integration: setup
 	$(PY) -m pytest -q -m "integration or chaos" $(PYTEST_ARGS)
+
+chaos: setup  ## the chaos matrix (root: network namespaces); writes docs/reliability.md
+	$(PY) -m tests.chaos.run $(CHAOS_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check libs services tests bench
