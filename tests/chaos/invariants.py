@@ -17,7 +17,8 @@ Baton's recovery records. The checker turns that into named verdicts:
 - `audit-agrees`: the newest closed recovery record names the master MySQL shows (when one ran).
 - `consul-names-master`: every reachable DC's Consul names the final master (`host:port`).
 - `converged`: from the end of the fault, the first round in which the whole state was right (one
-  writable server, everyone following it, Consul right) came within `converge_within_s`.
+  writable server, everyone following it, every DC's Consul answering and naming it) came within
+  `converge_within_s`.
 
 Times are the observer's monotonic clock, in seconds; no wall clock is compared across processes.
 """
@@ -135,8 +136,10 @@ def _consul_wrong(r: Round, master: str | None) -> dict[str, str]:
 
 
 def _converged(r: Round, excused: frozenset[str]) -> bool:
+    """Converged: the topology is right and every DC's Consul answers and names the master (after the
+    fault every DC is back, so a Consul that does not answer is not converged yet)."""
     ok, _, master = _topology_right(r, excused)
-    return ok and not _consul_wrong(r, master)
+    return ok and not _consul_wrong(r, master) and None not in r.consul.values()
 
 
 def check(obs: Observations, *, fence_grace_s: float = 0.5, converge_within_s: float = 10.0) -> Verdict:

@@ -49,6 +49,7 @@ class WorldSpec:
     poll_s: int = 1
     slave_net_timeout: int = 4
     settings: Mapping[str, object] = field(default_factory=dict)  # extra Baton keys for every service
+    log_levels: Mapping[str, str] = field(default_factory=dict)  # service → level (default INFO)
 
 
 class World:
@@ -170,6 +171,7 @@ class World:
     def start_service(self, dc: str, service: str, config: Path | None = None) -> Popen[bytes]:
         config = config or self.base / f"baton-{dc}.json"
         argv = [sys.executable, "-m", f"services.{service}", "--config", str(config)]
+        argv += ["--log-level", self.spec.log_levels.get(service, "INFO")]
         if service == "kvpublisher":
             argv += ["--dc", dc]
         with open(self.logs / f"{service}-{dc}.log", "ab") as log:
@@ -227,6 +229,29 @@ class World:
         """orchestrator's recovery audit (newest first), as the API shows it."""
         docs = await self.api(f"/api/audit-recovery/alias/{CLUSTER_ALIAS}")
         return [d for d in docs if isinstance(d, dict)] if isinstance(docs, list) else []
+
+    async def leader_after(self, since: float, within: float = 60.0) -> str:
+        """Wait until a recovery leader holds the lease and has held it since before `since` or was
+        elected after it (its log says so), and return its DC. `since` is a monotonic time."""
+        deadline = time.monotonic() + within
+        elected_before = self._elections()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            status = await self.api("/api/status")
+            details = status.get("Details") if isinstance(status, dict) else None
+            leader = details.get("RecoveryLeader") if isinstance(details, dict) else None
+            if leader and (self._elections() != elected_before or time.monotonic() - since > 8):
+                for dc in self.spec.dcs:
+                    if str(leader).startswith(f"baton-{dc}-"):
+                        return dc
+        raise AssertionError(f"no recovery leader within {within:g}s:\n{self.tail()}")
+
+    def _elections(self) -> int:
+        return sum(
+            (self.logs / f"recovery-{dc}.log").read_text(errors="replace").count(": elected with epoch ")
+            for dc in self.spec.dcs
+            if (self.logs / f"recovery-{dc}.log").exists()
+        )
 
     def leader_dc(self) -> str | None:
         """The DC whose recovery process was elected last (highest epoch), from the services' logs."""

@@ -140,6 +140,11 @@ CASES = [
         {"consul-names-master", "converged"},
     ),
     Case(
+        "a DC's Consul not answering after the fault: not converged (every DC is back by then)",
+        [rnd(0, *HEALTHY), rnd(2, *AFTER, consul={"dc1": R1, "dc2": R1, "dc3": None})],
+        {"converged"},
+    ),
+    Case(
         "no master at all",
         [rnd(0, *HEALTHY), rnd(2, dead(M), replica(R1, M, io=False), replica(R2, M, io=False))],
         {"replicas-follow-master", "no-errant-gtids", "converged"},
