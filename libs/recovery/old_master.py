@@ -3,7 +3,8 @@
 After a successful master failover the leader *watches* the failed master (`FenceWatch`, persisted in
 `baton_fences`, `fence_watch.py`, so every new leader carries on) and keeps it read-only:
 
-- **fast**: one guard task per watched server. While the server is down it tries to connect every
+- **fast**: one guard task per watched server. While the server is down it tries a bare TCP connect
+  (`TCP_PROBE_TIMEOUT_S`, so a partitioned server costs no full MySQL connect timeout) every
   `DOWN_INTERVAL_S` (connect timeout `CONNECT_TIMEOUT_S`); once it answers, it reads `read_only`
   (+ `super_read_only` on MySQL) every `UP_INTERVAL_S`, so a restart is noticed at the next read. A
   server found writable is made read-only at once (`set_read_only`, + super_read_only on MySQL with
@@ -49,6 +50,10 @@ log = logging.getLogger(__name__)
 # attempt; only a black-holed host (down, partitioned) makes an attempt last this long, and it starts
 # refusing (then accepting) long before mysqld is up again. Room for a cross-DC handshake.
 CONNECT_TIMEOUT_S = 1.0
+# While a watched server is down, a bare TCP connect with this timeout is tried before each MySQL look:
+# a server behind a partition drops packets, and a MySQL connect would wait its whole timeout each time
+# (a returning server then went unfenced for up to a second); a fresh SYN every ~0.25 s finds it at once.
+TCP_PROBE_TIMEOUT_S = 0.2
 DOWN_INTERVAL_S = 0.05  # between connection attempts while the server is down
 UP_INTERVAL_S = 0.1  # between reads of read_only while it answers
 MASTERS_EVERY_S = 2.0  # read-only watched servers: how often baton_masters is read for them (one read)
@@ -199,10 +204,14 @@ class OldMasterFencer:
                 await asyncio.wait(guards)
 
     async def _guard(self, key: InstanceKey, fence: Fence) -> None:
+        state = _State.UP
         while True:
             watch = self.watches.get(key)
             if watch is None or not watch.active:
                 return
+            if state is _State.DOWN and not await tcp_open(key, TCP_PROBE_TIMEOUT_S):
+                await asyncio.sleep(self.down_interval_s)
+                continue
             try:
                 state, _ = await self._look(key, fence)
             except LeadershipLost:
@@ -397,3 +406,16 @@ class OldMasterFencer:
 
 def _ended(record: RecoveryRecord) -> datetime:
     return record.ended_at or record.started_at
+
+
+async def tcp_open(key: InstanceKey, timeout_s: float) -> bool:
+    """Does `key` accept a TCP connection within `timeout_s`? (Refused, unreachable or silent: no.)"""
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(key.host, key.port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True

@@ -37,6 +37,9 @@ def mariadbd_version(mariadbd: str) -> str:
     return " ".join(out.stdout.split()) or "unknown"
 
 
+INSTALL_ATTEMPTS = 3
+
+
 def ensure_template(template: Path) -> Path:
     """Build (once) an initialised data dir at `template`; safe against concurrent builders."""
     mariadbd = find_binary("mariadbd")
@@ -58,11 +61,22 @@ def ensure_template(template: Path) -> Path:
         f"--datadir={staging}",
         f"--innodb-log-file-size={REDO_LOG_SIZE}",
     ]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
-    if result.returncode != 0:
+    # Bounded retries: on a loaded machine the bootstrap server now and then aborts (seen in CI-like runs
+    # with dozens of mariadbd starting at once); a second try on a clean dir succeeds.
+    for attempt in range(1, INSTALL_ATTEMPTS + 1):
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+        if result.returncode == 0:
+            break
         shutil.rmtree(staging, ignore_errors=True)
-        last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise SandboxError(f"mariadb-install-db failed: {last[0]}")
+        errors = [
+            line
+            for line in (result.stderr or result.stdout).strip().splitlines()
+            if "[ERROR]" in line or "error" in line.lower()
+        ]
+        why = "; ".join(errors[-3:]) or "no output"
+        if attempt == INSTALL_ATTEMPTS:
+            raise SandboxError(f"mariadb-install-db failed {attempt} times, last: {why}")
+        time.sleep(0.5 * attempt)
     (staging / TEMPLATE_MARK).write_text(version)
     try:
         staging.rename(template)
