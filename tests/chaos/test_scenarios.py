@@ -15,7 +15,7 @@ from tests.chaos.scenarios import SCENARIOS, run_scenario
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 
-CI_SUBSET = ("master-sigkill", "master-dc-isolated", "leader-sigkill")
+CI_SUBSET = ("master-sigkill", "master-dc-isolated", "leader-sigkill")  # ~1 min each
 CHOSEN = list(SCENARIOS) if os.environ.get("BATON_CHAOS") == "full" else list(CI_SUBSET)
 
 
