@@ -197,6 +197,41 @@ async def flapping_master(run: Run) -> None:
     run.fault_ended_at = time.monotonic()
 
 
+async def leader_sigstop_mid_failover(run: Run) -> None:
+    """The recovery leader hangs (SIGSTOP) just after the master dies; the next leader fails over; then
+    the old leader continues (SIGCONT): its epoch is stale, so it must not act on MySQL any more."""
+    dc = run.world.leader_dc()
+    assert dc is not None, "no recovery leader elected"
+    leader = run.world.services[(dc, "recovery")]
+    run.sb.kill(run.sb.master, signal.SIGKILL)
+    await asyncio.sleep(0.05)
+    _kill(leader, signal.SIGSTOP)
+    try:
+        await run.failed_over()
+        await asyncio.sleep(2)
+    finally:
+        _kill(leader, signal.SIGCONT)
+    run.fault_ended_at = time.monotonic()
+
+
+async def nats_quorum_lost_and_regained(run: Run) -> None:
+    """Two of three NATS nodes die, then the master: without a quorum Baton cannot act (no lease, no
+    records); once the nodes are back, the failover happens."""
+    for dc in ("dc2", "dc3"):
+        _kill(run.world.nats[dc], signal.SIGKILL)
+    await asyncio.sleep(1)
+    run.sb.kill(run.sb.master, signal.SIGKILL)
+    await asyncio.sleep(8)
+    values = await run.world.consul_values()
+    assert all(v in (None, "", run.old_master) for v in values.values()), (
+        f"failed over without quorum: {values}"
+    )
+    for dc in ("dc2", "dc3"):
+        run.world.start_nats(dc)
+    await run.world.wait_nats_ready()  # the fault ends when JetStream has its quorum again
+    run.fault_ended_at = time.monotonic()
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -216,6 +251,13 @@ SCENARIOS: dict[str, Scenario] = {
             "leader-sigkill", leader_sigkill_mid_failover, True, "recovery leader SIGKILLed mid-failover"
         ),
         Scenario("flapping-master", flapping_master, True, "the master dies and returns 3 times"),
+        Scenario("leader-sigstop", leader_sigstop_mid_failover, True, "recovery leader hung mid-failover"),
+        Scenario(
+            "nats-quorum-lost",
+            nats_quorum_lost_and_regained,
+            True,
+            "two NATS nodes down, then the master; nodes back",
+        ),
     )
 }
 

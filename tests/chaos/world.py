@@ -89,7 +89,7 @@ class World:
         self.logs.mkdir(parents=True, exist_ok=True)
         await self.sandbox.start()
         for dc in self.spec.dcs:
-            self._start_nats(dc)
+            self.start_nats(dc)
             self.start_consul(dc)
         await self._wait(self._nats_ready, "the NATS cluster", within)
         for dc in self.spec.dcs:
@@ -109,7 +109,7 @@ class World:
         await self.sandbox.stop()
 
     # --- parts -----------------------------------------------------------------------------------
-    def _start_nats(self, dc: str) -> None:
+    def start_nats(self, dc: str) -> None:
         routes = [f"nats-route://{self.lab.address(d)}:{ROUTE_PORT}" for d in self.spec.dcs]
         server = NatsServer(
             self.base / "nats" / dc,
@@ -180,6 +180,9 @@ class World:
         return proc
 
     # --- readiness -------------------------------------------------------------------------------
+    async def wait_nats_ready(self, within: float = 120.0) -> None:
+        await self._wait(self._nats_ready, "the NATS cluster", within)
+
     async def _nats_ready(self) -> bool:
         """Every node answers /healthz (JetStream current with the meta leader), asked from its DC."""
         for dc in self.spec.dcs:
