@@ -57,6 +57,8 @@ TCP_PROBE_TIMEOUT_S = 0.2
 DOWN_INTERVAL_S = 0.05  # between connection attempts while the server is down
 UP_INTERVAL_S = 0.1  # between reads of read_only while it answers
 MASTERS_EVERY_S = 2.0  # read-only watched servers: how often baton_masters is read for them (one read)
+EXEMPT_REFRESH_S = 1.0  # while a watched server is down: how often its "may it be fenced?" is asked
+EXEMPT_FRESH_S = 2.5  # how old that answer may be when the server comes back writable
 EXEMPT_TIMEOUT_S = 0.5  # the look at baton_masters and open recoveries before fencing; then fence anyway
 WATCH_NEW_FOR = timedelta(hours=24)  # watches are begun for failovers that ended this recently
 
@@ -105,6 +107,8 @@ class OldMasterFencer:
         self._masters_read: dict[InstanceKey, float] = {}  # monotonic time of the last baton_masters look
         self._named: tuple[float, set[InstanceKey]] | None = None  # the last read, shared by the guards
         self._locks: dict[InstanceKey, asyncio.Lock] = {}  # one look or one end at a time per server
+        # while a server is down: (monotonic time, answer) of its last successful "may it be fenced?"
+        self._answers: dict[InstanceKey, tuple[float, str | None]] = {}
         self._wake = asyncio.Event()
         self._fence: Fence | None = None
 
@@ -210,10 +214,11 @@ class OldMasterFencer:
             if watch is None or not watch.active:
                 return
             if state is _State.DOWN and not await tcp_open(key, TCP_PROBE_TIMEOUT_S):
+                await self._prepare_answer(key)
                 await asyncio.sleep(self.down_interval_s)
                 continue
             try:
-                state, _ = await self._look(key, fence)
+                state, _ = await self._look(key, fence, was_down=state is _State.DOWN)
             except LeadershipLost:
                 return
             except Exception as exc:  # noqa: BLE001 - the guard must survive anything
@@ -232,14 +237,32 @@ class OldMasterFencer:
     def _lock(self, key: InstanceKey) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
-    async def _look(self, key: InstanceKey, fence: Fence) -> tuple[_State, RecoveryRecord | None]:
+    async def _look(
+        self, key: InstanceKey, fence: Fence, *, was_down: bool = False
+    ) -> tuple[_State, RecoveryRecord | None]:
         async with self._lock(key):
             watch = self.watches.get(key)
             if watch is None or not watch.active:  # ended meanwhile
                 return _State.ENDED, None
-            return await self._check(watch, fence)
+            return await self._check(watch, fence, was_down=was_down)
 
-    async def _check(self, watch: FenceWatch, fence: Fence) -> tuple[_State, RecoveryRecord | None]:
+    async def _prepare_answer(self, key: InstanceKey) -> None:
+        """While `key` is down, keep a fresh answer to "may it be fenced?" at hand (every
+        `EXEMPT_REFRESH_S`), so the moment it answers writable it is fenced without a bus round trip:
+        right after a partition heals JetStream may be catching up and slow to answer. A server that is
+        down cannot be being made master meanwhile (a promotion needs it reachable), so a "no" from
+        within `EXEMPT_FRESH_S` before it came back still holds."""
+        seen = self._answers.get(key)
+        now = time.monotonic()
+        if seen is not None and now - seen[0] < EXEMPT_REFRESH_S:
+            return
+        answer, certain = await self._exempt_look(key)
+        if certain:
+            self._answers[key] = (time.monotonic(), answer)
+
+    async def _check(
+        self, watch: FenceWatch, fence: Fence, *, was_down: bool = False
+    ) -> tuple[_State, RecoveryRecord | None]:
         key = watch.instance
         session = FencedSession(self.pool, key, self.creds, fence, self.statement_timeout_s)
         try:
@@ -251,7 +274,11 @@ class OldMasterFencer:
             if await self._named_again(watch, fence):
                 return _State.ENDED, None
             return _State.UP, None
-        exempt = await self._exempt(key)
+        prepared = self._answers.pop(key, None) if was_down else None
+        if prepared is not None and prepared[1] is None and time.monotonic() - prepared[0] <= EXEMPT_FRESH_S:
+            exempt = None  # asked while it was down, a moment ago: fence at once
+        else:
+            exempt = await self._exempt(key)
         if exempt == "named":
             await self._finish(watch, fence, by="baton", reason="baton_masters names it master again")
             return _State.ENDED, None
@@ -288,6 +315,13 @@ class OldMasterFencer:
         """Why a writable watched server must not be fenced: `named` (baton_masters names it master: the
         watch ends) or `promoting` (an open recovery is making it the master); None otherwise, and also
         when the answer does not come in time: then it is fenced (two writable masters are worse)."""
+        answer, certain = await self._exempt_look(key)
+        if not certain:
+            log.warning("old master %s: cannot tell whether it is master again: fencing it", key)
+        return answer
+
+    async def _exempt_look(self, key: InstanceKey) -> tuple[str | None, bool]:
+        """`_exempt`'s answer and whether it was read (False: the bus did not answer within the bound)."""
 
         async def named() -> bool:
             return self.named_masters is not None and key in await self.named_masters()
@@ -305,11 +339,11 @@ class OldMasterFencer:
             async with asyncio.timeout(EXEMPT_TIMEOUT_S):
                 is_named, is_promoting = await asyncio.gather(named(), promoting())
         except Exception as exc:  # noqa: BLE001 - fail safe: fence
-            log.warning("old master %s: cannot tell whether it is master again (%s): fencing it", key, exc)
-            return None
+            log.info("old master %s: baton_masters / open records not read (%s)", key, type(exc).__name__)
+            return None, False
         if is_named:
-            return "named"
-        return "promoting" if is_promoting else None
+            return "named", True
+        return ("promoting" if is_promoting else None), True
 
     # -- audit -----------------------------------------------------------------------------------------
     async def _fenced(self, watch: FenceWatch, fence: Fence) -> RecoveryRecord:

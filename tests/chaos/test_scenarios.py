@@ -15,8 +15,8 @@ from tests.chaos.scenarios import SCENARIOS, run_scenario
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 
-# ~0.5-1 min each; master-dc-isolated is left to `make chaos` until the fence after a DC rejoin is
-# independent of JetStream's availability (docs/reliability.md, "Open")
+# ~0.5-1 min each; master-dc-isolated is left to `make chaos` until detection and Consul after a DC
+# isolation meet the 10 s convergence (docs/reliability.md, "Open")
 CI_SUBSET = ("master-sigkill", "leader-sigkill", "replica-dc-isolated")
 CHOSEN = list(SCENARIOS) if os.environ.get("BATON_CHAOS") == "full" else list(CI_SUBSET)
 

@@ -20,16 +20,21 @@ import asyncmy  # type: ignore[import-untyped]
 import pytest
 
 from libs.bus.server import NatsServer
-from libs.models import InstanceKey
+from libs.models import InstanceKey, utcnow
 from libs.models.operator import CommandStatus
-from libs.recovery.audit import Outcome
+from libs.recovery.audit import Outcome, new_record
+from libs.recovery.fence import StaticFence
 from libs.recovery.fence_watch import FenceWatch, KVFenceStore
+from libs.recovery.old_master import OldMasterFencer, fencer_pool
+from libs.recovery.recovery_events import MemoryEventSink
 from libs.sandbox import REPL_PASSWORD, REPL_USER, TOPOLOGY_PASSWORD, TOPOLOGY_USER, Sandbox
 from libs.sandbox.spec import NodeOptions, NodeSpec, TopologySpec, master_replicas
 from services.recovery.service import RecoveryService
 from tests.fixtures.sandbox import SandboxFactory
 from tests.integration.recovery.harness import wait_replicating_from, writable_masters
 from tests.integration.recovery.stack import Events, FailoverTiming, Stack
+from tests.unit.candidate.builders import cluster, k, r
+from tests.unit.recovery.fakes import detection
 
 BOUND_MS = 1000.0  # asserted; the target is 200 ms (printed figures)
 
@@ -270,3 +275,51 @@ async def test_a_takeover_back_to_the_old_master_is_not_fenced_and_ends_the_watc
         await events.wait("recovery.fence-ended", uid=uid)
         await asyncio.sleep(0.5)
         assert await writable_masters(sb, sb.names) == ["master"]  # never fenced while promoted
+
+
+@pytest.mark.timeout(90)
+async def test_a_server_that_was_down_is_fenced_on_the_answer_prepared_meanwhile(
+    sandbox_factory: SandboxFactory,
+) -> None:
+    """While the watched server is down the guard keeps "may it be fenced?" answered; when it comes back
+    writable it is fenced on that answer, with no bus round trip (JetStream may still be catching up
+    after a partition heals: the chaos tier's master-dc-isolated saw a 0.6 s wait for it)."""
+    sb = await sandbox_factory(master_replicas(1))
+    key = sb.key("master")
+    named_calls: list[float] = []
+
+    async def named() -> set[InstanceKey]:
+        named_calls.append(time.monotonic())
+        return set()
+
+    fencer = OldMasterFencer(fencer_pool(1.5), sb.topology_creds, MemoryEventSink(), named_masters=named)
+    record = new_record(detection(cluster(r(1), r(2))), epoch=5, node="n", now=utcnow())
+    record.successor = k(1)
+    record.close(Outcome.SUCCEEDED, "promoted", utcnow())
+    fencer.watches[key] = FenceWatch(instance=key, recovery=record, started_at=utcnow(), epoch=5)
+    live_looks: list[InstanceKey] = []
+    live = fencer._exempt
+
+    async def counted(k_: InstanceKey) -> str | None:
+        live_looks.append(k_)
+        return await live(k_)
+
+    fencer._exempt = counted  # type: ignore[method-assign]
+    sb.kill("master")
+    running = asyncio.create_task(fencer.run(StaticFence(epoch=5)))
+    try:
+        deadline = time.monotonic() + 30
+        while not named_calls:  # the guard found it down and asked while it was
+            assert time.monotonic() < deadline, "no answer prepared while the server was down"
+            await asyncio.sleep(0.05)
+        fencing = await restart_measured(sb, "master")
+        print(
+            f"fenced {fencing.accept_to_read_only_ms:.0f} ms after accepting ({fencing.writable_reads} reads)"
+        )
+        assert fencing.accept_to_read_only_ms < BOUND_MS
+        assert live_looks == []  # fenced on the prepared answer
+        assert fencer.watches[key].fenced == 1
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
