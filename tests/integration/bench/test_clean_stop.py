@@ -144,3 +144,12 @@ def test_baton_up_stopped_by_sigterm_stops_its_sandbox_and_nats(private_tmp: Pat
         tmp_path / "up.log",
     )
     assert code in (0, 128 + signal.SIGTERM), (tmp_path / "up.log").read_text()[-3000:]
+
+
+def test_the_test_suite_stopped_by_sigterm_stops_its_servers(private_tmp: Path, tmp_path: Path) -> None:
+    """pytest itself (a CI time limit sends SIGTERM): fixtures' teardowns run, no server is left."""
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    argv += [f"--basetemp={private_tmp / 'bt'}", "tests/integration/mysql/test_replication.py"]
+    serving = has("--report-port")  # a sandbox node, not the template bootstrap (which exits by itself)
+    code = interrupt_when(argv, private_tmp, serving, signal.SIGTERM, tmp_path / "pytest.log")
+    assert code != 0, (tmp_path / "pytest.log").read_text()[-3000:]
