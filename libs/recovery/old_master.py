@@ -109,6 +109,7 @@ class OldMasterFencer:
         self._locks: dict[InstanceKey, asyncio.Lock] = {}  # one look or one end at a time per server
         # while a server is down: (monotonic time, answer) of its last successful "may it be fenced?"
         self._answers: dict[InstanceKey, tuple[float, str | None]] = {}
+        self._preparing: dict[InstanceKey, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._fence: Fence | None = None
 
@@ -200,8 +201,9 @@ class OldMasterFencer:
                     async with asyncio.timeout(1.0):
                         await self._wake.wait()
         finally:
-            guards = list(self._guards.values())
+            guards = list(self._guards.values()) + list(self._preparing.values())
             self._guards.clear()
+            self._preparing.clear()
             for task in guards:
                 task.cancel()
             if guards:
@@ -214,7 +216,9 @@ class OldMasterFencer:
             if watch is None or not watch.active:
                 return
             if state is _State.DOWN and not await tcp_open(key, TCP_PROBE_TIMEOUT_S):
-                await self._prepare_answer(key)
+                preparing = self._preparing.get(key)
+                if preparing is None or preparing.done():  # beside the probes, never in their way
+                    self._preparing[key] = asyncio.create_task(self._prepare_answer(key))
                 await asyncio.sleep(self.down_interval_s)
                 continue
             try:
