@@ -25,6 +25,7 @@ if this lab added it. Requires root; `available()` says why not when it cannot r
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
@@ -133,12 +134,30 @@ class NetLab:
             _stop(proc)
         self._procs.clear()
         for host in list(self.hosts.values()):
+            self._stop_inside(host.netns)
             _run("netns", "del", host.netns, check=False)
         self.hosts.clear()
         _run("netns", "del", self.core, check=False)
         if self._added_blackhole:
             _run("route", "del", "blackhole", str(SUBNET), check=False)
             self._added_blackhole = False
+
+    @staticmethod
+    def _stop_inside(netns: str) -> None:
+        """Stop whatever still runs inside `netns` (SIGTERM, then SIGKILL): processes the lab did not
+        spawn itself, such as a sandbox's mariadbd, when a test was cut short before its own cleanup
+        (a deleted namespace lives on, unreachable, while a process is in it)."""
+        pids = [int(p) for p in _run("netns", "pids", netns, check=False).stdout.split() if p.isdigit()]
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + 10
+            while pids and time.monotonic() < deadline:
+                pids = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+                time.sleep(0.05)
+            if not pids:
+                return
 
     def __enter__(self) -> NetLab:
         return self.open()
@@ -240,3 +259,11 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         except ProcessLookupError:
             pass
         proc.wait()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return any(line.startswith("State:") and "Z" in line for line in status.splitlines())

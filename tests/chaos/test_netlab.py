@@ -100,3 +100,17 @@ def test_a_failed_open_leaves_nothing() -> None:
     with pytest.raises(NetLabError, match="File exists"):
         lab.open()
     assert lab.lab_id not in namespaces()
+
+
+def test_close_stops_what_others_started_inside_the_namespaces() -> None:
+    """A sandbox's mariadbd is not spawned by the lab; a test cut short (a timeout) must still not leave it
+    running inside a namespace nobody can reach any more."""
+    lab = NetLab(dcs=("dc1",)).open()
+    stray = subprocess.Popen(lab.command("dc1", ["sleep", "300"]), start_new_session=True)
+    try:
+        lab.close()
+        assert stray.wait(15) is not None
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()
