@@ -8,6 +8,14 @@ snapshots of the requested instances in them. We stop waiting as soon as the sha
 instances are covered by the answers received (the owners have spoken), or at `timeout`, returning
 whatever came. The requester needs no knowledge of workers or shard ownership.
 
+Fallback (`fallback=True`, the default): the instances whose shard no answering worker holds (its holder
+is cut off, or crashed, and its lease has not been seen to lapse yet — with JetStream itself disrupted
+that took seconds) are asked once more with `anyone`: every worker probes them (not published, only
+returned), and we wait up to `timeout` again. Overlap is harmless; a gap was not: without it an
+analyzer saw the master and its replicas go stale while dc1's NATS node was cut from its peers, and
+published a false DeadMasterAndReplicas (chaos tier, nats-node-isolated). Only when some worker
+answered at all (no answer: no prober anywhere to ask).
+
 Promises:
 - returns `{snapshot.key: snapshot}`; a requested instance with no entry was not probed (no worker
   holds its shard, or its holder did not answer in time). The key is the instance's canonical name,
@@ -52,6 +60,7 @@ async def probe_now(
     *,
     timeout: float = DEFAULT_TIMEOUT_S,  # noqa: ASYNC109 - the deadline is part of the protocol
     reason: str = "",
+    fallback: bool = True,
 ) -> dict[InstanceKey, InstanceSnapshot]:
     """Ask the prober workers for fresh snapshots of `instances`; see the module doc."""
     wanted = tuple(dict.fromkeys(instances))
@@ -60,13 +69,17 @@ async def probe_now(
     request = ProbeNowRequest(instances=wanted, reason=reason)
     replies: list[ProbeNowReply] = []
     done = asyncio.Event()
+    orphans: tuple[InstanceKey, ...] = ()
 
     async def on_reply(msg: Msg) -> None:
         try:
-            replies.append(ProbeNowReply.model_validate_json(msg.data))
+            reply = ProbeNowReply.model_validate_json(msg.data)
         except ValidationError:
             return
-        if covered(wanted, replies):
+        replies.append(reply)
+        if orphans and {s.key for s in reply.snapshots} >= set(orphans):
+            done.set()  # one worker probed every orphan
+        elif not orphans and covered(wanted, replies):
             done.set()
 
     inbox = nc.new_inbox()
@@ -77,6 +90,14 @@ async def probe_now(
             await nc.publish(PROBE_NOW, request.model_dump_json().encode(), reply=inbox)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), timeout)
+        orphans = tuple(k for k in wanted if not covered([k], replies)) if fallback and replies else ()
+        if orphans:  # their holders did not answer (cut off?): any worker probes them
+            done.clear()
+            again = ProbeNowRequest(instances=orphans, reason=reason, anyone=True)
+            with bus_errors("probe-now"):
+                await nc.publish(PROBE_NOW, again.model_dump_json().encode(), reply=inbox)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout)
     finally:
         with contextlib.suppress(nats.errors.Error):
             await sub.unsubscribe()

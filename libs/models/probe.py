@@ -19,6 +19,9 @@ class ProbeNowRequest(BaseModel):
 
     instances: tuple[InstanceKey, ...] = Field(min_length=1)
     reason: str = ""  # why the requester wants fresh data (logged, traced)
+    # every worker probes them, whatever shards it holds: their shards' holders did not answer (a worker
+    # cut off, its leases not yet seen to lapse); the answer is not published, only returned
+    anyone: bool = False
 
 
 class ProbeNowReply(BaseModel):

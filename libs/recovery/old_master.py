@@ -3,9 +3,9 @@
 After a successful master failover the leader *watches* the failed master (`FenceWatch`, persisted in
 `baton_fences`, `fence_watch.py`, so every new leader carries on) and keeps it read-only:
 
-- **fast**: one guard task per watched server. While the server is down it tries a bare TCP connect
+- **fast**: one guard task per watched server. While the server is down it starts a bare TCP connect
   (`TCP_PROBE_TIMEOUT_S`, so a partitioned server costs no full MySQL connect timeout) every
-  `DOWN_INTERVAL_S` (connect timeout `CONNECT_TIMEOUT_S`); once it answers, it reads `read_only`
+  `DOWN_INTERVAL_S`, overlapping (connect timeout `CONNECT_TIMEOUT_S`); once it answers, it reads `read_only`
   (+ `super_read_only` on MySQL) every `UP_INTERVAL_S`, so a restart is noticed at the next read. A
   server found writable is made read-only at once (`set_read_only`, + super_read_only on MySQL with
   UseSuperReadOnly), through the fenced execute (libs/mysql/fenced.py): a leader whose lease lapsed
@@ -54,6 +54,10 @@ CONNECT_TIMEOUT_S = 1.0
 # a server behind a partition drops packets, and a MySQL connect would wait its whole timeout each time
 # (a returning server then went unfenced for up to a second); a fresh SYN every ~0.25 s finds it at once.
 TCP_PROBE_TIMEOUT_S = 0.2
+# The probes overlap: a fresh one every DOWN_INTERVAL_S, not after the previous timed out, so a server
+# behind a healed partition is found within ~0.05 s instead of up to 0.25 s (the chaos tier's rejoin
+# window); a round of them lasts TCP_ROUND_S, then the prepared answer is refreshed if due.
+TCP_ROUND_S = 1.0
 DOWN_INTERVAL_S = 0.05  # between connection attempts while the server is down
 UP_INTERVAL_S = 0.1  # between reads of read_only while it answers
 MASTERS_EVERY_S = 2.0  # read-only watched servers: how often baton_masters is read for them (one read)
@@ -112,6 +116,7 @@ class OldMasterFencer:
         self._preparing: dict[InstanceKey, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._fence: Fence | None = None
+        self._early: set[InstanceKey] = set()  # watches begun at a promotion, not saved yet
 
     # -- what is watched -------------------------------------------------------------------------------
     def watch(self, record: RecoveryRecord) -> None:
@@ -120,18 +125,41 @@ class OldMasterFencer:
         on purpose). A watch the store already holds for the same recovery, active or ended, wins."""
         if record.outcome is not Outcome.SUCCEEDED or record.ended_at is None:
             return
-        if record.kind is not RecoveryKind.MASTER:
+        if record.kind not in (RecoveryKind.MASTER, RecoveryKind.CO_MASTER):  # a dead co-master too
             return
         now = self.clock()
         if record.ended_at + WATCH_NEW_FOR <= now:
             return
         current = self.watches.get(record.failed)
         if current is not None and current.uid == record.uid:
+            if record.failed in self._early:  # begun at the promotion: now with the closed record, saved
+                self._early.discard(record.failed)
+                self.watches[record.failed] = current.model_copy(update={"recovery": record})
+                self._unsaved.add(record.failed)
+                self._wake.set()
             return
         self.watches[record.failed] = FenceWatch(
             instance=record.failed, recovery=record, started_at=now, epoch=record.epoch
         )
         self._unsaved.add(record.failed)
+        self._wake.set()
+
+    def watch_promoted(self, record: RecoveryRecord) -> None:
+        """Begin watching the failed master the moment its successor is writable, in memory (`watch`
+        saves it when the recovery closes). Closing may wait on JetStream: right after a partition heals
+        it answered "temporarily unavailable" for seconds, and the old master, back and writable, stayed
+        so for 4.7 s next to the new one (chaos tier, takeover-dc-partition)."""
+        if record.kind not in (RecoveryKind.MASTER, RecoveryKind.CO_MASTER) or record.failed in self.watches:
+            return
+        if record.successor is None or record.successor == record.failed:
+            return
+        self.watches[record.failed] = FenceWatch(
+            instance=record.failed,
+            recovery=record.model_copy(deep=True),
+            started_at=self.clock(),
+            epoch=record.epoch,
+        )
+        self._early.add(record.failed)
         self._wake.set()
 
     async def _load(self) -> None:
@@ -210,17 +238,21 @@ class OldMasterFencer:
                 await asyncio.wait(guards)
 
     async def _guard(self, key: InstanceKey, fence: Fence) -> None:
-        state = _State.UP
+        # Begin as if down: TCP probes first and the answer prepared at once. A watch begins right after
+        # the failover, usually while the failed master is still unreachable: begun "up", its first look
+        # waited out a MySQL connect timeout (1 s) before the probes and the prepared answer started,
+        # and a server back in that second was fenced ~0.9 s after answering (chaos, master-dc-isolated).
+        state = _State.DOWN
         while True:
             watch = self.watches.get(key)
             if watch is None or not watch.active:
                 return
-            if state is _State.DOWN and not await tcp_open(key, TCP_PROBE_TIMEOUT_S):
+            if state is _State.DOWN:
                 preparing = self._preparing.get(key)
                 if preparing is None or preparing.done():  # beside the probes, never in their way
                     self._preparing[key] = asyncio.create_task(self._prepare_answer(key))
-                await asyncio.sleep(self.down_interval_s)
-                continue
+                if not await tcp_open_any(key, TCP_PROBE_TIMEOUT_S, self.down_interval_s, TCP_ROUND_S):
+                    continue
             try:
                 state, _ = await self._look(key, fence, was_down=state is _State.DOWN)
             except LeadershipLost:
@@ -444,6 +476,36 @@ class OldMasterFencer:
 
 def _ended(record: RecoveryRecord) -> datetime:
     return record.ended_at or record.started_at
+
+
+async def tcp_open_any(key: InstanceKey, timeout_s: float, spacing_s: float, within_s: float) -> bool:
+    """TCP connects to `key` started every `spacing_s` for `within_s`, each bounded by `timeout_s`: True
+    as soon as one connects, False once all have failed."""
+    tries: set[asyncio.Task[bool]] = set()
+    now = time.monotonic()
+    deadline, next_at = now + within_s, now
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= next_at and now < deadline:
+                tries.add(asyncio.create_task(tcp_open(key, timeout_s)))
+                next_at = now + spacing_s
+            elif not tries and now >= deadline:
+                return False
+            if not tries:
+                await asyncio.sleep(max(0.0, next_at - now))
+                continue
+            wait = max(0.0, min(next_at, deadline) - time.monotonic()) if now < deadline else None
+            done, _ = await asyncio.wait(tries, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                tries.discard(task)
+                if task.result():
+                    return True
+    finally:
+        for task in tries:
+            task.cancel()
+        if tries:
+            await asyncio.wait(tries)
 
 
 async def tcp_open(key: InstanceKey, timeout_s: float) -> bool:

@@ -11,6 +11,13 @@ Start-up order matters for correctness after a restart: the watch first delivers
 every key (no history); only once those are all in (the watcher's end-of-initial-values marker) do the
 workers start, and each begins with a reconcile against that complete picture. Later changes are
 offered to every worker as they arrive.
+
+The watch guard bounds a stalled watch: nats-py's watch is an ordered consumer that, after its NATS
+server restarted or rejoined its cluster, resumes only once it misses an idle heartbeat (a record
+reached Consul 17-19 s late). Every `WATCH_GUARD_S` the guard reads the bucket's last sequence (one
+stream-info request); when it is ahead of the newest revision the watch delivered and still is a
+moment later, it reads the bucket (`kvread.scan`) and applies what the watch missed (newer epochs
+only, as always). Deletes are left to the watch (Consul keys of a deleted cluster stay anyway).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from pydantic import ValidationError
 
 from libs.aio import cancel_and_wait, checkpoint
+from libs.bus import kvread
 from libs.bus.connection import Bus, bus_errors, connect
 from libs.bus.messages import publish_event
 from libs.bus.provision import MASTERS, provision
@@ -54,6 +62,8 @@ RECONCILE_SUBJECT = cmd_subject(SOURCE, KV_RECONCILE)
 EVENT_SUBJECT = audit_subject(AUDIT_KIND)
 OUTBOX_SIZE = 10_000
 EVENT_SEND_TRIES = 3
+WATCH_GUARD_S = 2.0  # how often the watch is checked against the bucket's last sequence
+WATCH_GRACE_S = 0.3  # a shortfall must outlast this (a delivery in flight is not a stall)
 _LAG_RESULTS = {PUBLISHED: "published", FAILED: "failed", STALE: "stale"}  # baton_kv_publish_lag_seconds
 
 
@@ -84,6 +94,8 @@ class KVPublisher:
         self._outbox: asyncio.Queue[Event] = asyncio.Queue(OUTBOX_SIZE)
         self._dropped_events = 0
         self._ready = asyncio.Event()
+        self._seen_revision = 0  # the newest baton_masters revision applied (watch or guard)
+        self.watch_catch_ups = 0  # times the guard found the watch behind and read the bucket
         self._lag = instruments().kv_publish_lag
         self.workers = {
             dc: DCWorker(
@@ -128,6 +140,7 @@ class KVPublisher:
             subs.append(await self._bus.nc.subscribe(RECONCILE_SUBJECT, cb=self._reconcile_now))
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._send_events(), name="kv-events")
+                tasks.create_task(self._guard_watch(), name="kv-watch-guard")
                 await self._watch(watcher, tasks)
         finally:
             with contextlib.suppress(nats.errors.Error, BusError):
@@ -149,16 +162,55 @@ class KVPublisher:
             self._on_entry(entry)
         raise BusError("the baton_masters watch ended")
 
+    async def _guard_watch(self) -> None:
+        """Catch up on what a stalled watch missed (see the module doc)."""
+        while True:
+            await asyncio.sleep(WATCH_GUARD_S)
+            checkpoint()
+            if not self._ready.is_set():
+                continue
+            try:
+                last = await self._last_revision()
+                if last <= self._seen_revision:
+                    continue
+                await asyncio.sleep(WATCH_GRACE_S)
+                if last <= self._seen_revision:
+                    continue  # it was in flight
+                entries = await kvread.scan(self._bus.js, MASTERS)
+            except (BusError, nats.errors.Error, TimeoutError) as exc:
+                log.debug("kvpublisher: watch guard: %s", exc)
+                continue
+            self.watch_catch_ups += 1
+            log.warning(
+                "kvpublisher: the baton_masters watch is behind (revision %d of %d): read the bucket",
+                self._seen_revision,
+                last,
+            )
+            for entry in entries:
+                if entry.revision > self._seen_revision:
+                    self._apply(entry.key, entry.value, entry.revision)
+            self._seen_revision = max(self._seen_revision, last)
+
+    async def _last_revision(self) -> int:
+        with bus_errors("reading baton_masters' last sequence"):
+            info = await self._bus.js.stream_info(f"KV_{MASTERS}")
+        return int(info.state.last_seq or 0)
+
     def _on_entry(self, entry: KeyValue.Entry) -> None:
         key = entry.key
         if entry.operation in (KV_DEL, KV_PURGE):
+            self._seen_revision = max(self._seen_revision, entry.revision or 0)
             self._records.pop(key, None)
             for worker in self.workers.values():
                 worker.forget(key)
             log.info("kvpublisher: cluster %s left baton_masters; its Consul keys stay", key)
             return
+        self._apply(key, entry.value or b"", entry.revision or 0)
+
+    def _apply(self, key: str, value: bytes, revision: int) -> None:
+        self._seen_revision = max(self._seen_revision, revision)
         try:
-            record = MasterRecord.model_validate_json(entry.value or b"")
+            record = MasterRecord.model_validate_json(value)
         except ValidationError as exc:
             log.error("kvpublisher: baton_masters/%s is not a MasterRecord: %s", key, exc.errors()[0])
             return

@@ -2,8 +2,10 @@
 
 Every worker answers every request (no queue group): with the shards it holds now and fresh snapshots
 of the requested instances that fall in them, probed in parallel (each also published to the snapshot
-stream like any probe). Instances outside its shards are left to their holders. The requester
-(`libs/bus/probe_now.py`) stops waiting once the holders of all requested shards have answered.
+stream like any probe). Instances outside its shards are left to their holders — unless the request
+says `anyone` (the requester's fallback when a holder did not answer): then every worker probes them
+and returns the snapshots without publishing them. The requester (`libs/bus/probe_now.py`) stops
+waiting once the holders of all requested shards have answered.
 Each request is handled in its own task, so a slow probe never delays the answer to another request.
 """
 
@@ -37,12 +39,14 @@ class ProbeNowResponder:
         *,
         held: Callable[[], frozenset[int]],
         probe: Callable[[InstanceKey], Awaitable[InstanceSnapshot]],
+        probe_unowned: Callable[[InstanceKey], Awaitable[InstanceSnapshot]] | None = None,
     ) -> None:
         self.nc = nc
         self.worker = worker
         self.shard_count = shard_count
         self.held = held
         self.probe = probe
+        self.probe_unowned = probe_unowned
         self.answered = 0
         self._sub: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -72,8 +76,12 @@ class ProbeNowResponder:
             log.warning("probe-now: ignoring a request that is not a ProbeNowRequest")
             return
         held = self.held()
-        mine = [k for k in dict.fromkeys(request.instances) if shard_of(k, self.shard_count) in held]
-        snapshots = await asyncio.gather(*(self.probe(k) for k in mine)) if mine else []
+        wanted = list(dict.fromkeys(request.instances))
+        if request.anyone and self.probe_unowned is not None:  # their holders did not answer
+            snapshots = list(await asyncio.gather(*(self.probe_unowned(k) for k in wanted)))
+        else:
+            mine = [k for k in wanted if shard_of(k, self.shard_count) in held]
+            snapshots = list(await asyncio.gather(*(self.probe(k) for k in mine))) if mine else []
         reply = ProbeNowReply(
             worker=self.worker,
             shard_count=self.shard_count,

@@ -9,12 +9,14 @@ Baton's recovery records. The checker turns that into named verdicts:
   read-only by Baton's fence watch within 0.2 s of accepting connections (issue 11); the grace covers
   that window and one sampling interval, nothing more. Every round breaking it is reported.
 - `replicas-follow-master`: at the end, every answering server but the master replicates from the
-  master with both threads running — except the replicas Baton itself reported lost (LostReplicas),
-  which must then not replicate from the master (`lost-means-lost`), and failed masters that came
-  back (fenced read-only and left alone, as orchestrator leaves them).
+  master with both threads running (directly, or through intermediate masters that do) — except the
+  replicas Baton itself reported lost (LostReplicas), which must then not replicate from the master
+  (`lost-means-lost`), and failed masters that came back (fenced read-only and left alone, as
+  orchestrator leaves them).
 - `no-errant-gtids`: at the end, no answering server holds a GTID the master lacks.
 - `acked-writes-kept`: every id the writer saw acknowledged is on the final master.
-- `audit-agrees`: the newest closed recovery record names the master MySQL shows (when one ran).
+- `audit-agrees`: the newest closed master recovery names the master MySQL shows (when one ran; an
+  intermediate master's recovery names the server its replicas moved under).
 - `consul-names-master`: every reachable DC's Consul names the final master (`host:port`).
 - `converged`: from the end of the fault, the first round in which the whole state was right (one
   writable server, everyone following it, every DC's Consul answering and naming it) came within
@@ -57,6 +59,7 @@ class RecoveryOutcome:
     lost_replicas: frozenset[str] = frozenset()
     closed: bool = True
     failed: str | None = None  # the failed master: once back, kept read-only, not repointed (orchestrator)
+    of_master: bool = True  # False: an intermediate master's recovery (its successor is no master)
 
 
 @dataclass(frozen=True)
@@ -124,10 +127,25 @@ def _topology_right(r: Round, excused: frozenset[str]) -> tuple[bool, str, str |
     for s in r.servers.values():
         if not s.reachable or s.server == master or s.server in excused:
             continue
-        if s.master != master or not (s.io_running and s.sql_running):
+        if not _follows(r, s, master, excused):
             threads = f"io={s.io_running} sql={s.sql_running}"
             return False, f"{s.server} replicates from {s.master} {threads}", master
     return True, "", master
+
+
+def _follows(r: Round, s: ServerSample, master: str, excused: frozenset[str]) -> bool:
+    """`s` replicates (both threads running) from `master`, directly or through answering, read-only
+    intermediate masters that do so themselves (a chain: a replica under a replica)."""
+    seen = {s.server}
+    while s.io_running and s.sql_running and s.master is not None:
+        if s.master == master:
+            return True
+        upper = r.servers.get(s.master)
+        if upper is None or not upper.reachable or upper.server in seen or upper.server in excused:
+            return False
+        seen.add(upper.server)
+        s = upper
+    return False
 
 
 def _consul_wrong(r: Round, master: str | None) -> dict[str, str]:
@@ -147,7 +165,10 @@ def check(obs: Observations, *, fence_grace_s: float = 0.5, converge_within_s: f
         return Verdict((Check("observed", False, "no sampling round recorded"),), None)
     last = obs.rounds[-1]
     closed = [r for r in obs.recoveries if r.closed]
-    lost = closed[-1].lost_replicas if closed else frozenset()
+    # the replicas lost by the newest recovery that acted (one closed later as "already fixed" or
+    # skipped, e.g. a detection from before the rejoin, names no successor and loses nothing)
+    acted = [r for r in closed if r.successor is not None]
+    lost = acted[-1].lost_replicas if acted else frozenset()
     # a failed master that comes back is fenced read-only and left alone (as orchestrator leaves it):
     # it need not follow the new master; `one-writable-master` already holds it to read-only
     excused = lost | {r.failed for r in closed if r.failed is not None}
@@ -174,9 +195,10 @@ def check(obs: Observations, *, fence_grace_s: float = 0.5, converge_within_s: f
         missing = obs.acked_ids - obs.final_master_ids
         detail = f"{len(missing)} acknowledged ids missing, e.g. {sorted(missing)[:5]}" if missing else ""
         checks.append(Check("acked-writes-kept", not missing, detail))
-    if closed and closed[-1].successor is not None:
-        agrees = closed[-1].successor == master
-        detail = "" if agrees else f"audit: {closed[-1].successor}, MySQL: {master}"
+    masters_closed = [r for r in closed if r.of_master]
+    if masters_closed and masters_closed[-1].successor is not None:
+        agrees = masters_closed[-1].successor == master
+        detail = "" if agrees else f"audit: {masters_closed[-1].successor}, MySQL: {master}"
         checks.append(Check("audit-agrees", agrees, detail))
     if obs.recoveries and not obs.recoveries[-1].closed:
         checks.append(Check("recovery-closed", False, "the newest recovery record is still open"))

@@ -14,18 +14,24 @@ the root namespace has no address in the subnet and blackholes it. Faults:
 - `isolate(dc)` / `rejoin(dc)`: the DC's port on the bridge goes down/up — the DC is cut from every other
   DC and from the observer, its own processes still talk to each other (on its address and loopback);
 - `cut(a, b)` / `mend(a, b)`: only the path between two namespaces, both directions, by blackhole host
-  routes inside each (no iptables needed: none is installed here, and netem is not in this kernel).
+  routes inside each (no iptables needed: none is installed here, and netem is not in this kernel);
+- `add_address(dc, addr)` + `block(dc, addr)` / `unblock`: a service bound to a second address of its
+  DC (NATS's cluster routes in the world) is cut alone, the DC's other traffic flowing.
 Unix sockets are not namespaced: a test may administer a mariadbd in a DC through its socket whatever
 the links say (that is management, not the data path under test).
 
 Cleanup (`close`, also on `with` exit): every process spawned here is stopped by PID (SIGTERM, then
-SIGKILL), the namespaces are deleted (which deletes their veths), and the blackhole route is removed only
-if this lab added it. Requires root; `available()` says why not when it cannot run.
+SIGKILL), the namespaces it created are deleted (which deletes their veths), and the blackhole route is
+removed only when no other lab is open (no other `<id>-core` namespace exists) and only if a lab added it
+(it carries `proto 213`; a route someone else put there is left alone). Opening and that last check take
+one machine-wide lock, so a lab opening while another closes never runs without the blackhole. Requires
+root; `available()` says why not when it cannot run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import os
 import secrets
@@ -33,7 +39,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +48,8 @@ from typing import IO
 SUBNET = ipaddress.ip_network("10.213.0.0/24")
 OBSERVER = "obs"
 _IP = shutil.which("ip") or "/usr/sbin/ip"
+ROUTE_PROTO = "213"  # marks the root namespace's blackhole as a lab's (ip route ... proto 213)
+LOCK = Path("/run/baton-netlab.lock")
 
 
 class NetLabError(RuntimeError):
@@ -84,7 +92,9 @@ class NetLab:
     hosts: dict[str, Host] = field(default_factory=dict, init=False)
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
     _added_blackhole: bool = field(default=False, init=False)
+    _created: list[str] = field(default_factory=list, init=False)  # namespaces this lab made
     _cuts: set[frozenset[str]] = field(default_factory=set, init=False)
+    _blocks: set[tuple[str, str]] = field(default_factory=set, init=False)
 
     @property
     def core(self) -> str:
@@ -93,8 +103,9 @@ class NetLab:
     # --- lifecycle -------------------------------------------------------------------------------
     def open(self) -> NetLab:
         try:
-            self._blackhole()
-            _run("netns", "add", self.core)
+            with _machine_lock():
+                self._add_netns(self.core)  # first: a closing lab sees this one open and keeps the route
+                self._blackhole()
             _run("-n", self.core, "link", "add", "br0", "type", "bridge")
             _run("-n", self.core, "link", "set", "br0", "up")
             _run("-n", self.core, "link", "set", "lo", "up")
@@ -110,13 +121,17 @@ class NetLab:
     def _blackhole(self) -> None:
         routes = _run("route", "show", "type", "blackhole").stdout
         if str(SUBNET) not in routes.split():
-            _run("route", "add", "blackhole", str(SUBNET))
+            _run("route", "add", "blackhole", str(SUBNET), "proto", ROUTE_PROTO)
             self._added_blackhole = True
+
+    def _add_netns(self, netns: str) -> None:
+        _run("netns", "add", netns)  # fails when it exists: never adopt (and later delete) another's
+        self._created.append(netns)
 
     def _add_host(self, name: str, address: str, port_name: str) -> None:
         netns = f"{self.lab_id}-{name}"
         inner = f"{self.lab_id}{port_name}i"  # created in the root ns, moved at once: unique names
-        _run("netns", "add", netns)
+        self._add_netns(netns)
         self.hosts[name] = Host(name, netns, address, port_name)
         _run("link", "add", inner, "type", "veth", "peer", "name", f"{self.lab_id}{port_name}o")
         _run("link", "set", inner, "netns", netns)
@@ -133,14 +148,16 @@ class NetLab:
         for proc in self._procs:
             _stop(proc)
         self._procs.clear()
-        for host in list(self.hosts.values()):
-            self._stop_inside(host.netns)
-            _run("netns", "del", host.netns, check=False)
+        for netns in reversed(self._created):
+            self._stop_inside(netns)
+            _run("netns", "del", netns, check=False)
+        self._created.clear()
         self.hosts.clear()
-        _run("netns", "del", self.core, check=False)
-        if self._added_blackhole:
-            _run("route", "del", "blackhole", str(SUBNET), check=False)
-            self._added_blackhole = False
+        with _machine_lock():
+            if not other_labs(self.lab_id):
+                # whichever lab added it: the last lab out removes a lab's route (proto 213), never another
+                _run("route", "del", "blackhole", str(SUBNET), "proto", ROUTE_PROTO, check=False)
+        self._added_blackhole = False
 
     @staticmethod
     def _stop_inside(netns: str) -> None:
@@ -233,14 +250,48 @@ class NetLab:
             _run("-n", here.netns, "route", "del", "blackhole", f"{there.address}/32", check=False)
         self._cuts.discard(frozenset((a, b)))
 
+    def add_address(self, name: str, address: str) -> None:
+        """A second address on `name`'s eth0 (a service bound to it can be cut alone: `block`)."""
+        _run("-n", self.host(name).netns, "addr", "add", f"{address}/{SUBNET.prefixlen}", "dev", "eth0")
+
+    def block(self, name: str, address: str) -> None:
+        """Inside `name`, drop everything sent to `address` (a blackhole host route): one direction,
+        one address; a TCP connection either side opens towards it dies with it."""
+        _run("-n", self.host(name).netns, "route", "replace", "blackhole", f"{address}/32")
+        self._blocks.add((name, address))
+
+    def unblock(self, name: str, address: str) -> None:
+        _run("-n", self.host(name).netns, "route", "del", "blackhole", f"{address}/32", check=False)
+        self._blocks.discard((name, address))
+
     def mend_all(self) -> None:
         for pair in list(self._cuts):
             self.mend(*sorted(pair))
+        for name, address in list(self._blocks):
+            self.unblock(name, address)
         for name in self.hosts:
             self.rejoin(name)
 
     def pids(self) -> Iterable[int]:
         return [p.pid for p in self._procs if p.poll() is None]
+
+
+def other_labs(lab_id: str) -> list[str]:
+    """The core namespaces of labs other than `lab_id` that exist on this machine (open labs)."""
+    listed = _run("netns", "list", check=False).stdout.split("\n")
+    names = [line.split()[0] for line in listed if line.strip()]
+    return [n for n in names if n.endswith("-core") and n != f"{lab_id}-core"]
+
+
+@contextlib.contextmanager
+def _machine_lock() -> Iterator[None]:
+    """One lab at a time opens its core or decides about the shared route (labs in other processes)."""
+    with open(LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

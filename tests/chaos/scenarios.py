@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -24,6 +25,7 @@ from subprocess import Popen
 
 from libs.models import InstanceKey
 from libs.sandbox import Sandbox
+from libs.sandbox.spec import chain
 from tests.chaos.invariants import (
     Check,
     Observations,
@@ -37,7 +39,7 @@ from tests.chaos.invariants import (
 )
 from tests.chaos.netlab import OBSERVER, NetLab
 from tests.chaos.observer import load_rounds
-from tests.chaos.world import ROOT, World, WorldSpec
+from tests.chaos.world import CLUSTER_ALIAS, ROOT, World, WorldSpec
 
 FAILOVER_WITHIN_S = 60.0
 
@@ -74,7 +76,7 @@ Fault = Callable[[Run], Awaitable[None]]
 class Scenario:
     name: str
     fault: Fault
-    failover: bool  # a new master is expected (else the old one must stay)
+    failover: bool | None  # a new master is expected (False: the old one must stay; None: either)
     what: str
     spec: WorldSpec = field(default_factory=WorldSpec)
     settle_within_s: float = 45.0
@@ -232,6 +234,56 @@ async def nats_quorum_lost_and_regained(run: Run) -> None:
     run.fault_ended_at = time.monotonic()
 
 
+async def intermediate_master_sigkill(run: Run) -> None:
+    """A chain (`CHAIN`: master in dc1 -> intermediate in dc2 -> replicas in dc2 and dc3): the intermediate
+    master dies; its replicas are moved under the master or a sibling (DeadIntermediateMaster), the
+    master stays."""
+    run.sb.kill("intermediate", signal.SIGKILL)
+    run.fault_ended_at = time.monotonic()
+
+
+async def nats_node_isolated(run: Run) -> None:
+    """dc1's NATS node loses its cluster peers (its routes' address is cut both ways) for 10 s while
+    MySQL, Consul and NATS clients flow: dc1's services, attached to a node without quorum, can do
+    nothing; dc2 and dc3 carry on (dc1's probing shards move to them). The master is fine: no failover."""
+    world, lab = run.world, run.lab
+    others = [dc for dc in world.spec.dcs if dc != "dc1"]
+    for dc in others:
+        lab.block(dc, world.route_address("dc1"))
+        lab.block("dc1", world.route_address(dc))
+    await asyncio.sleep(10)
+    for dc in others:
+        lab.unblock(dc, world.route_address("dc1"))
+        lab.unblock("dc1", world.route_address(dc))
+    run.fault_ended_at = time.monotonic()
+
+
+async def takeover_dc_partition(run: Run) -> None:
+    """A graceful takeover (auto: the old master to replicate from the new one) towards dc2's replica,
+    and dc1 (the old master's DC) cut off 0.2 s after it was asked, rejoined 10 s later. Whether the
+    takeover finished, was undone or a failover followed, the end must be one writable master that
+    everyone follows and every Consul names."""
+    target = run.sb.key("replica2")
+    asked = asyncio.create_task(
+        run.world.api(f"/api/graceful-master-takeover-auto/{CLUSTER_ALIAS}/{target.host}/{target.port}")
+    )
+    await asyncio.sleep(0.2)
+    run.lab.isolate("dc1")
+    try:
+        await asyncio.sleep(10)
+    finally:
+        run.lab.rejoin("dc1")
+    run.fault_ended_at = time.monotonic()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asked, 30)
+
+
+# libs/sandbox/spec.chain: master -> intermediate -> replica1, replica2; replica3 under the master
+CHAIN = WorldSpec(
+    mysql={"master": "dc1", "replica3": "dc1", "intermediate": "dc2", "replica1": "dc2", "replica2": "dc3"},
+    topology=chain(),
+)
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -257,6 +309,26 @@ SCENARIOS: dict[str, Scenario] = {
             nats_quorum_lost_and_regained,
             True,
             "two NATS nodes down, then the master; nodes back",
+        ),
+        Scenario(
+            "intermediate-master-sigkill",
+            intermediate_master_sigkill,
+            False,
+            "an intermediate master SIGKILLed (chain dc1 -> dc2 -> dc2, dc3)",
+            spec=CHAIN,
+        ),
+        Scenario(
+            "nats-node-isolated",
+            nats_node_isolated,
+            False,
+            "dc1's NATS node cut from its peers for 10 s, MySQL flowing",
+            spec=WorldSpec(nats_route_addresses=True),
+        ),
+        Scenario(
+            "takeover-dc-partition",
+            takeover_dc_partition,
+            None,
+            "dc1 cut off 0.2 s into a graceful takeover to dc2, rejoined 10 s later",
         ),
     )
 }
@@ -293,6 +365,8 @@ def recovery_outcomes(docs: list[dict[str, object]]) -> list[RecoveryOutcome]:
                 else frozenset(),
                 closed=not doc.get("IsActive"),
                 failed=failed,
+                of_master="IntermediateMaster"
+                not in str(entry.get("Analysis") if isinstance(entry, dict) else ""),
             )
         )
     return out
@@ -306,12 +380,14 @@ async def run_scenario(lab: NetLab, base: Path, template: Path, scenario: Scenar
         run = Run(world, lab, old_master=world.server(world.sandbox.master))
         with open(world.logs / "observer.log", "ab") as log:
             observer = lab.spawn(OBSERVER, _observer_argv(world, rounds_file), stdout=log, cwd=ROOT)
+        await _first_round(rounds_file)  # a loaded machine may take seconds to start the observer
         await asyncio.sleep(2)  # a healthy baseline
         run.fault_started_at = time.monotonic()
         await scenario.fault(run)
         await _settle(run, scenario, rounds_file)
         await asyncio.sleep(3)  # a flap right after settling must show in the final rounds
-        docs = await world.recoveries()
+        docs = await world.recoveries(expect_some=scenario.failover is not False)
+        (base / "audit.json").write_text(json.dumps(docs, indent=1, default=str))  # kept with the logs
         lab.stop(observer)
     finally:
         await world.stop()
@@ -319,27 +395,35 @@ async def run_scenario(lab: NetLab, base: Path, template: Path, scenario: Scenar
     outcomes = recovery_outcomes(docs)
     verdict = check(Observations(rounds=rounds, fault_ended_at=run.fault_ended_at, recoveries=outcomes))
     masters = writable(rounds[-1]) if rounds else []
-    expectation = (
-        masters == [run.old_master]
-        if not scenario.failover
-        else bool(masters) and masters != [run.old_master]
-    )
+    if scenario.failover is None:
+        expectation, name = len(masters) == 1, "one-master-either-way"
+    elif scenario.failover:
+        expectation, name = bool(masters) and masters != [run.old_master], "failover-as-expected"
+    else:
+        expectation, name = masters == [run.old_master], "no-failover"
     detail = f"final writable {masters}; old master {run.old_master}"
     verdict = Verdict(
-        (
-            *verdict.checks,
-            Check("failover-as-expected" if scenario.failover else "no-failover", expectation, detail),
-        ),
+        (*verdict.checks, Check(name, expectation, detail)),
         verdict.converge_s,
     )
     return RunResult(scenario.name, verdict, verdict.converge_s, len(rounds), world.logs)
+
+
+async def _first_round(rounds_file: Path, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while not (rounds_file.exists() and load_rounds(rounds_file)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the observer wrote no round within {within:g}s")
+        await asyncio.sleep(0.2)
 
 
 def settled(run: Run, scenario: Scenario, last: Round) -> bool:
     """The latest round shows the end state: the expected master alone writable, every other answering
     server (the old master aside, fenced or not back yet) following it, every reachable Consul naming it."""
     masters = writable(last)
-    if len(masters) != 1 or (masters[0] != run.old_master) is not scenario.failover:
+    if len(masters) != 1:
+        return False
+    if scenario.failover is not None and (masters[0] != run.old_master) is not scenario.failover:
         return False
     ok, _, master = _topology_right(last, frozenset({run.old_master}))
     return ok and not _consul_wrong(last, master) and None not in last.consul.values()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.chaos.netlab import OBSERVER, SUBNET, NetLab, NetLabError, available
+from tests.chaos.netlab import OBSERVER, ROUTE_PROTO, SUBNET, NetLab, NetLabError, available, other_labs
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 
@@ -90,9 +90,44 @@ def test_isolate_cut_mend_and_cleanup() -> None:
             assert "Z" in state, f"process {pid} outlived the lab"
         except FileNotFoundError:
             pass
-    routes = subprocess.run(["ip", "route", "show", "type", "blackhole"], capture_output=True, text=True)
-    if added_blackhole:
-        assert str(SUBNET) not in routes.stdout
+    if added_blackhole and not other_labs(lab.lab_id):
+        assert str(SUBNET) not in blackholes()
+
+
+def blackholes() -> str:
+    return subprocess.run(["ip", "route", "show", "type", "blackhole"], capture_output=True, text=True).stdout
+
+
+def test_the_blackhole_stays_while_another_lab_is_open() -> None:
+    """Two labs at once (two helpers' benchmarks): the one that added the root namespace's blackhole may
+    close first; the route must stay while the other runs, and the last one out removes it."""
+    first, second = NetLab(dcs=("dc1",)), NetLab(dcs=("dc1",))
+    with first:
+        second.open()
+        try:
+            assert str(SUBNET) in blackholes()
+            first.close()
+            assert str(SUBNET) in blackholes(), "removed while another lab is open"
+            assert first.lab_id not in namespaces() and second.lab_id in namespaces()
+        finally:
+            second.close()
+    if not other_labs(second.lab_id):
+        routes = subprocess.run(
+            ["ip", "route", "show", "type", "blackhole", "proto", ROUTE_PROTO], capture_output=True, text=True
+        ).stdout
+        assert str(SUBNET) not in routes, "the last lab out left a lab's route behind"
+
+
+def test_a_lab_never_deletes_a_namespace_it_did_not_create() -> None:
+    """A lab id that collides with an open lab's fails to open, and its cleanup leaves the other alone."""
+    lab = NetLab(dcs=("dc1",)).open()
+    try:
+        twin = NetLab(dcs=("dc1",), lab_id=lab.lab_id)
+        with pytest.raises(NetLabError, match="File exists"):
+            twin.open()
+        assert f"{lab.lab_id}-core" in namespaces() and f"{lab.lab_id}-dc1" in namespaces()
+    finally:
+        lab.close()
 
 
 def test_a_failed_open_leaves_nothing() -> None:

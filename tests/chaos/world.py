@@ -30,7 +30,7 @@ from subprocess import Popen
 
 from libs.bus.server import ClusterConfig, NatsServer, find_nats_server
 from libs.sandbox import Sandbox
-from libs.sandbox.spec import master_replicas
+from libs.sandbox.spec import TopologySpec, master_replicas
 from tests.chaos.netlab import OBSERVER, NetLab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +49,8 @@ class WorldSpec:
     poll_s: int = 1
     slave_net_timeout: int = 4
     settings: Mapping[str, object] = field(default_factory=dict)  # extra Baton keys for every service
+    topology: TopologySpec | None = None  # default: the master and a replica per other `mysql` name
+    nats_route_addresses: bool = False  # NATS cluster routes on a second address per DC (cut alone)
     log_levels: Mapping[str, str] = field(default_factory=dict)  # service → level (default INFO)
 
 
@@ -60,7 +62,7 @@ class World:
         placement = {name: (lab.host(dc).netns, lab.address(dc)) for name, dc in self.spec.mysql.items()}
         self.sandbox = Sandbox(
             base / "mysql",
-            master_replicas(len(self.spec.mysql) - 1),
+            self.spec.topology or master_replicas(len(self.spec.mysql) - 1),
             template_dir=template,
             placement=placement,
             slave_net_timeout=self.spec.slave_net_timeout,
@@ -73,6 +75,13 @@ class World:
     # --- addresses -------------------------------------------------------------------------------
     def nats_url(self, dc: str) -> str:
         return f"nats://{self.lab.address(dc)}:{NATS_PORT}"
+
+    def route_address(self, dc: str) -> str:
+        """Where `dc`'s NATS node listens for its cluster peers: the DC's address, or with
+        `nats_route_addresses` a second one (10.213.0.2x) that `NetLab.block` can cut alone."""
+        if not self.spec.nats_route_addresses:
+            return self.lab.address(dc)
+        return f"10.213.0.{21 + self.spec.dcs.index(dc)}"
 
     def consul_url(self, dc: str) -> str:
         return f"http://{self.lab.address(dc)}:{CONSUL_PORT}"
@@ -88,6 +97,9 @@ class World:
     async def start(self, within: float = 180.0) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         await self.sandbox.start()
+        if self.spec.nats_route_addresses:
+            for dc in self.spec.dcs:
+                self.lab.add_address(dc, self.route_address(dc))
         for dc in self.spec.dcs:
             self.start_nats(dc)
             self.start_consul(dc)
@@ -110,14 +122,14 @@ class World:
 
     # --- parts -----------------------------------------------------------------------------------
     def start_nats(self, dc: str) -> None:
-        routes = [f"nats-route://{self.lab.address(d)}:{ROUTE_PORT}" for d in self.spec.dcs]
+        routes = [f"nats-route://{self.route_address(d)}:{ROUTE_PORT}" for d in self.spec.dcs]
         server = NatsServer(
             self.base / "nats" / dc,
             host=self.lab.address(dc),
             port=NATS_PORT,
             monitor_port=MONITOR_PORT,
             server_name=f"baton-{dc}",
-            cluster=ClusterConfig(name="baton", port=ROUTE_PORT, routes=routes),
+            cluster=ClusterConfig(name="baton", port=ROUTE_PORT, routes=routes, host=self.route_address(dc)),
         )
         server.store_dir.mkdir(parents=True, exist_ok=True)
         server.config_path.write_text(server.render_config())
@@ -228,10 +240,17 @@ class World:
         )
         return json.loads(done.stdout) if done.returncode == 0 else None
 
-    async def recoveries(self) -> list[dict[str, object]]:
-        """orchestrator's recovery audit (newest first), as the API shows it."""
-        docs = await self.api(f"/api/audit-recovery/alias/{CLUSTER_ALIAS}")
-        return [d for d in docs if isinstance(d, dict)] if isinstance(docs, list) else []
+    async def recoveries(self, *, expect_some: bool = False, within: float = 30.0) -> list[dict[str, object]]:
+        """orchestrator's recovery audit (newest first), as the API shows it. Asked again while the API
+        fails (or, with `expect_some`, answers with none) for up to `within` seconds: right after a DC
+        rejoins, JetStream may answer "temporarily unavailable" for seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            docs = await self.api(f"/api/audit-recovery/alias/{CLUSTER_ALIAS}")
+            found = [d for d in docs if isinstance(d, dict)] if isinstance(docs, list) else None
+            if (found or (found is not None and not expect_some)) or time.monotonic() > deadline:
+                return found or []
+            await asyncio.sleep(1.0)
 
     async def leader_after(self, since: float, within: float = 60.0) -> str:
         """Wait until a recovery leader holds the lease and has held it since before `since` or was

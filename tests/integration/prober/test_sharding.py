@@ -9,14 +9,16 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from nats.aio.msg import Msg
 from pydantic import SecretStr
 
 from libs.bus.connection import Bus, connect
 from libs.bus.probe_now import probe_now
 from libs.bus.provision import provision
 from libs.bus.server import NatsServer
+from libs.bus.subjects import PROBE_NOW
 from libs.discovery import registry as reg
-from libs.models import InstanceKey
+from libs.models import InstanceKey, ProbeNowReply, ProbeNowRequest
 from libs.mysql import Credentials
 from libs.sandbox import TOPOLOGY_PASSWORD, Sandbox
 from libs.topology.shards import DEFAULT_SHARD_COUNT, _score, shard_of
@@ -104,6 +106,23 @@ async def test_two_workers_split_the_instances_and_a_crash_hands_shards_over(
         await stop_worker(b)
 
 
+async def _gather_replies(bus: Bus, request: ProbeNowRequest, count: int) -> list[ProbeNowReply]:
+    """Publish `request` on probe-now and collect `count` replies (bounded wait)."""
+    replies: list[ProbeNowReply] = []
+    inbox = bus.nc.new_inbox()
+
+    async def on_reply(msg: Msg) -> None:
+        replies.append(ProbeNowReply.model_validate_json(msg.data))
+
+    sub = await bus.nc.subscribe(inbox, cb=on_reply)
+    try:
+        await bus.nc.publish(PROBE_NOW, request.model_dump_json().encode(), reply=inbox)
+        await wait_for("the replies", lambda: len(replies) >= count, 15)
+    finally:
+        await sub.unsubscribe()
+    return replies
+
+
 async def test_probe_now_answers_within_100ms(sandbox4: Sandbox, nats_server: NatsServer, bus: Bus) -> None:
     keys = await _register_all(bus, sandbox4)
     a_id, b_id = _split_ids(keys)
@@ -122,12 +141,28 @@ async def test_probe_now_answers_within_100ms(sandbox4: Sandbox, nats_server: Na
             assert {s.prober for s in got.values()} == {a_id, b_id}
         assert statistics.median(took) < 0.1, f"probe-now took {took}"
         assert min(took) < 0.05, f"probe-now took {took}"
+        # `anyone`: every worker probes every instance asked, whatever shards it holds, unpublished.
+        published = a.loop.probes + b.loop.probes
+        replies = await _gather_replies(bus, ProbeNowRequest(instances=tuple(keys), anyone=True), 2)
+        assert {r.worker for r in replies} == {a_id, b_id}
+        assert all({s.key for s in r.snapshots} == set(keys) for r in replies)
+        assert a.loop.probes + b.loop.probes == published
         # An instance nobody's shard covers (no worker at all for it) returns what came, at the deadline.
         await stop_worker(b)
         before = time.monotonic()
-        partial = await probe_now(bus.nc, keys, timeout=0.5)
+        partial = await probe_now(bus.nc, keys, timeout=0.5, fallback=False)
         assert 0.45 <= time.monotonic() - before < 1.0
-        assert set(partial) == {k for k in keys if _owner([a_id, b_id], k) == a_id}
+        mine = {k for k in keys if _owner([a_id, b_id], k) == a_id}
+        assert set(partial) == mine
+        # With the fallback (the default) the rest is asked of anyone: `a` probes them too, unpublished.
+        if not a.shards.held >= {a.shard(k) for k in keys}:  # `a` has not taken b's shards over yet
+            before = time.monotonic()
+            published = a.loop.probes
+            everything = await probe_now(bus.nc, keys, timeout=0.5)
+            assert time.monotonic() - before < 2.0
+            assert set(everything) == set(keys)
+            assert all(s.prober == a_id and s.reachable for s in everything.values())
+            assert a.loop.probes - published == len(mine)  # the orphans' probes were not published
     finally:
         await stop_worker(a)
         if b.started:

@@ -318,6 +318,10 @@ async def test_a_server_that_was_down_is_fenced_on_the_answer_prepared_meanwhile
         )
         assert fencing.accept_to_read_only_ms < BOUND_MS
         assert live_looks == []  # fenced on the prepared answer
+        # the server shows read_only before the guard's statement returns and is counted
+        deadline = time.monotonic() + 10
+        while fencer.watches[key].fenced == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         assert fencer.watches[key].fenced == 1
     finally:
         running.cancel()

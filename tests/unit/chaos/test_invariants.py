@@ -150,6 +150,50 @@ CASES = [
         {"replicas-follow-master", "no-errant-gtids", "converged"},
     ),
     Case(
+        "a chain: a replica under a replica that follows the master",
+        [rnd(0, *HEALTHY), rnd(2, master(M), replica(R1, M), replica(R2, R1))],
+        set(),
+        converge_s=1.0,
+    ),
+    Case(
+        "a chain broken above: the intermediate's IO thread stopped",
+        [rnd(0, *HEALTHY), rnd(2, master(M), replica(R1, M, io=False), replica(R2, R1))],
+        {"replicas-follow-master", "converged"},
+    ),
+    Case(
+        "a replica under a dead intermediate master",
+        [rnd(0, *HEALTHY), rnd(2, master(M), dead(R1), replica(R2, R1))],
+        {"replicas-follow-master", "converged"},
+    ),
+    Case(
+        "an intermediate master's recovery names its replicas' new master, not the master",
+        [rnd(0, *HEALTHY), rnd(2, master(M), replica(R1, M), replica(R2, R1))],
+        set(),
+        recoveries=[RecoveryOutcome(R1, failed="10.213.0.14:3306", of_master=False)],
+        converge_s=1.0,
+    ),
+    Case(
+        "a replica lost by the failover stays lost after a later 'already fixed' record",
+        [
+            rnd(0, *HEALTHY, replica("10.213.0.14:3306", M)),
+            rnd(2, dead(M), dead("10.213.0.14:3306"), master(R1), replica(R2, R1)),
+            rnd(
+                2.3,
+                ServerSample(M, True, read_only=True, gtid_pos="0-1-10"),  # fenced, left alone
+                replica("10.213.0.14:3306", M),  # lost: still under the old master
+                master(R1),
+                replica(R2, R1),
+            ),
+        ],
+        set(),
+        fault_ended_at=1.0,
+        recoveries=[
+            RecoveryOutcome(R1, frozenset({"10.213.0.14:3306"}), failed=M),
+            RecoveryOutcome(None, failed=M),  # already fixed: acted on nothing
+        ],
+        converge_s=1.0,
+    ),
+    Case(
         "converged too late",
         [rnd(0, *HEALTHY), rnd(2, dead(M), *HEALTHY[1:]), rnd(12.5, *AFTER)],
         {"converged"},

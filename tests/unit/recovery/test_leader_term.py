@@ -32,10 +32,13 @@ class Fencer:
     def watch(self, record: RecoveryRecord) -> None:
         self.watched.append(record.uid)
 
+    def watch_promoted(self, record: RecoveryRecord) -> None:
+        pass
+
 
 def term(t: Rig, control: MemoryControlState) -> tuple[LeaderTerm, Fencer, list[RecoveryRecord]]:
     t.pipeline.c.gates = policy_gates(Policy(master_filters=("*",)), control)
-    fencer, closed = Fencer(), []
+    fencer, closed = Fencer(), list[RecoveryRecord]()
     leader = LeaderTerm(
         StaticFence(4),
         js=None,  # type: ignore[arg-type]  # only run() consumes

@@ -186,3 +186,25 @@ async def test_a_failed_master_kept_read_only_is_never_made_writable() -> None:
     fixed.pipeline.c.kinds = t.pipeline.c.kinds
     again = await fixed.pipeline.handle(det.model_copy(update={"incident": "inc-ro-3"}), StaticFence(1))
     assert again.outcome is Outcome.ALREADY_FIXED, again.reason
+
+
+async def test_a_watch_begins_at_the_promotion_and_is_saved_with_the_closed_record() -> None:
+    """The fencer watches the failed master from the moment its successor is writable (in memory), not
+    only from the close, which may wait on JetStream while the old master is back; the close saves it."""
+    store, events, records = MemoryFenceStore(), MemoryEventSink(), MemoryRecordStore()
+    fencer = _fencer(store, events, records)
+    promoted = new_record(DEAD, epoch=5, node="n", now=utcnow())
+    promoted.uid = "u1"
+    promoted.successor = k(1)
+    fencer.watch_promoted(promoted)
+    assert list(fencer.watches) == [MASTER] and fencer.watches[MASTER].uid == "u1"
+    await fencer._save_new(StaticFence(7))
+    assert store.watches == {}  # not saved before the recovery closed
+    closed = promoted.model_copy(deep=True)
+    closed.close(Outcome.SUCCEEDED, "promoted", utcnow())
+    fencer.watch(closed)
+    await fencer._save_new(StaticFence(7))
+    assert store.watches[MASTER].uid == "u1" and store.watches[MASTER].recovery.outcome is Outcome.SUCCEEDED
+    same = _fencer(MemoryFenceStore(), events, records)
+    same.watch_promoted(promoted.model_copy(update={"successor": MASTER}))  # nobody else promoted
+    assert same.watches == {}
