@@ -51,7 +51,9 @@ class BatonKeys(ConfigSection):
     """Keys orchestrator does not have."""
 
     BatonNatsURLs: list[str] = Field(default_factory=list)
-    """NATS servers to connect to (`nats://host:4222`). Empty: `baton up` starts an embedded one."""
+    """NATS servers to connect to (`nats://host:4222`), in order of preference: the first one answering
+    is used (list the node in the service's own DC first); the others are fallbacks. A server that stops
+    answering PINGs is left within ~8 s. Empty: `baton up` starts an embedded one."""
     BatonNatsCAFile: str = ""
     """CA bundle (PEM) that NATS servers' certificates are verified with. Setting it (or
     BatonNatsCertFile, or a `tls://` URL) makes TLS mandatory: a server that does not offer TLS is refused

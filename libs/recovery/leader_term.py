@@ -21,8 +21,9 @@ run until the lease is lost or the service stops. For its length it:
 5. answers `baton.cmd.recovery.<verb>` (`commands`, with `libs/recovery/manual.py`'s `Operations`);
 6. seeds baton_masters every `seed_period_s` (`keeper.py`; the wiring gives the keeper a `busy` that
    holds it back while a recovery of the term runs).
-When the term ends (lease lost: cancelled at once; clean stop: running recoveries finish first) the
-consumer, subscriptions and the term's tasks stop.
+When the term ends (lease lost: cancelled at once; clean stop: running recoveries get up to
+`STOP_GRACE_S` to finish, then are cancelled, their records left open for the next leader's sweep) the
+consumer, subscriptions and the term's tasks stop, and the stop waits for those tasks to end.
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ def recent_successes(
 # the next leader is usually in office. JetStream's default, 30 s, held a master failover back by 30 s
 # when the leader was killed just after the master (the chaos tier's leader-sigkill scenario).
 DETECTION_ACK_WAIT_S = 6.0
+# A clean stop lets running recoveries finish, for this long at most: a stop must end (SIGTERM of
+# `baton up`, a deploy), and a recovery cut short stays open for the next leader's sweep to resume.
+STOP_GRACE_S = 20.0
 
 
 class LeaderTerm:
@@ -113,6 +117,7 @@ class LeaderTerm:
     ) -> None:
         self.fence, self.js, self.stopping = fence, js, stopping
         self.pipeline, self.control, self.fencer, self.keeper = pipeline, control, fencer, keeper
+        pipeline.c.on_promoted = fencer.watch_promoted
         self.store = pipeline.c.store
         self.known, self.commands, self.finished = known, commands, finished
         self.on_closed = on_closed  # called with every record a task of the term closed (metrics)
@@ -168,13 +173,22 @@ class LeaderTerm:
             await self.stopping.wait()
             await self.consumer.stop()  # clean stop: take nothing new, finish what runs
             if self.running:
-                await asyncio.wait(list(self.running.values()))
+                _, late = await asyncio.wait(list(self.running.values()), timeout=STOP_GRACE_S)
+                if late:
+                    log.warning(
+                        "recovery: stopping with %d recovery(ies) still running after %gs: cancelled, "
+                        "left open for the next leader",
+                        len(late),
+                        STOP_GRACE_S,
+                    )
         finally:
             await self._end()
 
     async def _end(self) -> None:
         for task in self.tasks:
             task.cancel()
+        if self.tasks:  # their own cleanup (the fencer's guards) is done before the term ends, bounded
+            await asyncio.wait(self.tasks, timeout=5.0)
         if self.consumer is not None:
             await self.consumer.stop()
         for sub in self.subs:
