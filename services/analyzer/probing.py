@@ -3,7 +3,9 @@
 Per suspect and failure streak: a first request at once, a confirmation `confirm_s` later, then at
 most one every `throttle_s` while the suspect is still held or still looks merely unreachable (a hung
 master: its replicas' verdict arrives when their `slave_net_timeout` expires, and we want it then, not
-at their next poll). Requests run in the background; their snapshots go to `on_snapshots`.
+at their next poll). Apart from that schedule, `request_silence_check` probes a suspect's replicas
+once at the moment their heartbeat silence crosses the threshold (`libs/topology/silence.py`). Requests
+run in the background; their snapshots go to `on_snapshots`.
 """
 
 from __future__ import annotations
@@ -66,6 +68,12 @@ class ProbeNowScheduler:
         self.requests = 0
         self._streaks: dict[InstanceKey, _Streak] = {}
         self._inflight: dict[InstanceKey, asyncio.Task[None]] = {}
+        # The silence lane: one probe of a suspect's replicas at the moment their silence crosses
+        # (`libs/topology/silence.py`), apart from the streak (whose round may be waiting on the hung
+        # suspect's own probe). Per suspect: the check time last served.
+        self._silence_served: dict[InstanceKey, datetime] = {}
+        self._silence_inflight: dict[InstanceKey, asyncio.Task[None]] = {}
+        self.silence_requests = 0
 
     @property
     def enabled(self) -> bool:
@@ -75,6 +83,8 @@ class ProbeNowScheduler:
         """Drop the streaks of instances that are no longer suspects."""
         for key in [k for k in self._streaks if k not in live]:
             del self._streaks[key]
+        for key in [k for k in self._silence_served if k not in live]:
+            del self._silence_served[key]
 
     def due_in(self, suspect: InstanceKey) -> float | None:
         """Seconds until this suspect's next request may go (None if none is planned)."""
@@ -101,6 +111,22 @@ class ProbeNowScheduler:
         task.add_done_callback(lambda _t: self._inflight.pop(suspect, None))
         return True
 
+    def request_silence_check(
+        self, suspect: InstanceKey, at: datetime, replicas: Sequence[InstanceKey]
+    ) -> bool:
+        """Probe `replicas` now for the silence check due at `at` (the caller calls once `at` has come),
+        at most once per check time and one at a time per suspect. True if sent."""
+        if self.probe_now is None or not replicas:
+            return False
+        if suspect in self._silence_inflight or self._silence_served.get(suspect) == at:
+            return False
+        self._silence_served[suspect] = at
+        self.silence_requests += 1
+        task = asyncio.create_task(self._run(tuple(replicas)), name=f"silence check {suspect}")
+        self._silence_inflight[suspect] = task
+        task.add_done_callback(lambda _t: self._silence_inflight.pop(suspect, None))
+        return True
+
     async def _run(self, targets: tuple[InstanceKey, ...]) -> None:
         assert self.probe_now is not None
         try:
@@ -112,7 +138,7 @@ class ProbeNowScheduler:
             self.on_snapshots(snapshots)
 
     async def close(self) -> None:
-        tasks = list(self._inflight.values())
+        tasks = [*self._inflight.values(), *self._silence_inflight.values()]
         for task in tasks:
             task.cancel()
         for task in tasks:

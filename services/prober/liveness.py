@@ -7,9 +7,12 @@ this machine); the watch then calls `on_lost(key)`, which probes the instance im
 
 A hung server (SIGSTOP, a partition, a server that cannot even schedule a sleeping thread) keeps the
 socket open and silent: the sleep is therefore bounded, and a watch whose `SLEEP(sleep_s)` has not
-answered `margin_s` after it should have is a sign too (`hung` counts them): `on_lost(key)` as for a
-broken one, so the probe (with its own connect/read timeouts) runs now rather than at its next slot. A
-late answer costs only an extra probe.
+answered `margin_s` after it should have is a sign too (`hung` counts them): `on_hung(key, reason)`
+reports the unanswered statement at once (the prober publishes it as an unreachable snapshot: a hung
+master's probe, queued behind one already waiting out its read timeout, would say so up to a timeout
+later), then `on_lost(key)` as for a broken one, so the probe (with its own connect/read timeouts) runs
+now rather than at its next slot. A late answer costs an extra probe and one unreachable snapshot (which
+the analysis weighs like any failed probe: a master whose replicas still hear from it is not dead).
 
 It costs one idle server thread per master and one trivial statement per `sleep_s`. It is robust by
 construction: a connect that fails, or a watch that breaks again quickly, backs off exponentially (up to
@@ -36,6 +39,7 @@ class LivenessWatch:
         credentials: Credentials,
         *,
         on_lost: Callable[[InstanceKey], None],
+        on_hung: Callable[[InstanceKey, str], None] | None = None,
         connect_timeout: float = 2.0,
         sleep_s: int = 5,
         margin_s: float = 1.0,
@@ -45,6 +49,7 @@ class LivenessWatch:
     ) -> None:
         self.credentials = credentials
         self.on_lost = on_lost
+        self.on_hung = on_hung
         self.sleep_s = int(sleep_s)
         self.margin_s = margin_s
         self.min_backoff_s = min_backoff_s
@@ -126,6 +131,8 @@ class LivenessWatch:
                             self.bound_s,
                             _short(exc),
                         )
+                        if self.on_hung is not None:
+                            self.on_hung(key, f"no answer within {self.bound_s:g}s (liveness watch)")
                     else:
                         log.info("liveness watch on %s broke (%s): probing it now", key, _short(exc))
                     self.on_lost(key)

@@ -5,7 +5,9 @@ drifts); a probe that overruns its slot (a dead host waiting out its connect/rea
 missed instead of firing a burst. Tasks share nothing but the connection pool (one connection per
 instance) and the NATS client, so a dead or hung host costs at most its own timeout and never delays
 another instance's probe. `wake(key)` brings an instance's next probe forward to now (the liveness
-watch uses it); `probe_once(key)` probes on demand (probe-now) and publishes like any other probe.
+watch uses it); `probe_once(key)` probes on demand (probe-now) and publishes like any other probe;
+`report_unanswered(key, reason)` publishes an unreachable snapshot for a statement the instance left
+unanswered past its bound (the liveness watch's, on a hung server).
 
 Each probe runs in a `probe` span; the snapshot goes to `baton.snapshot.<token>` with `publish_model`
 (the span's context travels in the headers), then to `on_snapshot` (discovery, liveness).
@@ -24,7 +26,7 @@ from libs.aio import cancel_all
 from libs.bus.messages import publish_model
 from libs.bus.subjects import snapshot_subject
 from libs.errors import BusError
-from libs.models import InstanceKey, InstanceSnapshot
+from libs.models import InstanceKey, InstanceSnapshot, utcnow
 from libs.mysql import ConnectionPool, probe
 from libs.telemetry import instruments, tracer
 from services.prober.config import ProberConfig
@@ -91,6 +93,7 @@ class ProbeLoop:
         self.on_snapshot = on_snapshot
         self.tasks: dict[InstanceKey, asyncio.Task[None]] = {}
         self.sleepers: dict[InstanceKey, _Sleeper] = {}
+        self._reports: set[asyncio.Task[None]] = set()
         self.probes = 0  # probes completed (published or not): tests and metrics read it
         self.publish_failures = 0
         self._metrics = instruments()
@@ -119,7 +122,7 @@ class ProbeLoop:
             sleeper.wake()
 
     async def stop(self) -> None:
-        tasks = list(self.tasks.values())
+        tasks = [*self.tasks.values(), *self._reports]
         self.set_owned(())
         await cancel_all(tasks)
         self.pool.close()
@@ -140,6 +143,26 @@ class ProbeLoop:
             if next_at <= now:  # next slot; after an overrun skip the missed ones, keep the phase
                 next_at += period * (int((now - next_at) / period) + 1)
             await sleeper.until(next_at)  # a wake() probes early; the regular slot stays
+
+    def report_unanswered(self, key: InstanceKey, reason: str) -> None:
+        """An owned instance left a statement unanswered past its bound (the liveness watch): publish an
+        unreachable snapshot now (2013, like a read timeout) instead of after the probe queued behind
+        the one already waiting on it. Its next probe that answers takes over, as after any failure."""
+        if key not in self.tasks:
+            return
+        error = f"Lost connection to MySQL server: {reason}"
+        snap = InstanceSnapshot.unreachable(key, utcnow(), error, code=2013, prober=self.config.worker_id)
+        if self.normalize is not None:
+            snap = self.normalize(key, snap)
+        task = asyncio.get_running_loop().create_task(self._report(snap), name=f"unanswered {key}")
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    async def _report(self, snap: InstanceSnapshot) -> None:
+        await self._publish(snap)
+        self._metrics.probe_errors.add(1, {"reason": "unanswered"})
+        if self.on_snapshot is not None:
+            self.on_snapshot(snap)
 
     async def probe_once(self, key: InstanceKey) -> InstanceSnapshot:
         """Probe `key` now, publish its snapshot, hand it to `on_snapshot`; return it."""

@@ -20,6 +20,7 @@ from libs.discovery import registry as reg
 from libs.discovery.names import Names
 from libs.errors import BusError
 from libs.models import InstanceKey, InstanceSnapshot, utcnow
+from libs.mysql import probe
 from libs.service_main import require_nats
 from libs.topology.shards import shard_of
 from services.prober.config import ProberConfig
@@ -54,6 +55,7 @@ class ProberWorker:
             self.liveness = LivenessWatch(
                 config.credentials,
                 on_lost=self.loop.wake,
+                on_hung=self.loop.report_unanswered,
                 connect_timeout=config.probe.connect_timeout,
                 sleep_s=config.liveness_sleep_s,
                 margin_s=config.liveness_margin_s,
@@ -68,7 +70,12 @@ class ProberWorker:
             on_regained=self.registry.resync,
         )
         self.responder = ProbeNowResponder(
-            bus.nc, config.worker_id, config.shard_count, held=lambda: self.shards.held, probe=self.probe_now
+            bus.nc,
+            config.worker_id,
+            config.shard_count,
+            held=lambda: self.shards.held,
+            probe=self.probe_now,
+            probe_unowned=self.probe_unowned,
         )
         self._shard_cache: dict[InstanceKey, int] = {}
         self.unseen = UnseenTracker(config.forget_unseen_after)
@@ -128,6 +135,19 @@ class ProberWorker:
         snap = await self.loop.probe_once(key)
         if key not in self.loop.tasks:
             self.loop.pool.discard(key)
+        return snap
+
+    async def probe_unowned(self, key: InstanceKey) -> InstanceSnapshot:
+        """Probe-now's fallback for an instance whose shard's holder did not answer: probed and returned
+        at once, not published (its owner publishes; JetStream may be what is failing right now)."""
+        loop = self.loop
+        snap = await probe(
+            key, self.config.credentials, self.config.probe, pool=loop.pool, prober=self.worker_id
+        )
+        if loop.normalize is not None:
+            snap = loop.normalize(key, snap)
+        if key not in loop.tasks:
+            loop.pool.discard(key)
         return snap
 
     async def register_seeds(self) -> None:

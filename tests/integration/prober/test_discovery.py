@@ -167,8 +167,8 @@ async def test_a_hung_master_is_seen_by_the_bounded_liveness_watch_before_the_ne
     sandbox4: Sandbox, nats_server: NatsServer, bus: Bus
 ) -> None:
     """SIGSTOP keeps the watch's socket open and silent: the watch's SLEEP(1) not answering 0.5 s
-    after it should have is the sign, and the master is probed at once (its probe then fails on its
-    own 1 s read timeout), long before the next 30 s poll."""
+    after it should have is the sign: reported at once as an unreachable snapshot, and the master is
+    probed at once (its probe then fails on its own 1 s read timeout), long before the next 30 s poll."""
     rec = await Recorder().start(bus)
     worker = await _all_registered_worker(
         sandbox4, nats_server, poll_s=30.0, liveness_watch=True, liveness_sleep_s=1, liveness_margin_s=0.5
@@ -193,6 +193,8 @@ async def test_a_hung_master_is_seen_by_the_bounded_liveness_watch_before_the_ne
         # bound (1.5 s) + the probe's read timeout (1 s) + slack; the next poll slot is ~30 s away.
         assert took < 4.0, f"hung master reported after {took:.2f}s with a 30 s poll"
         assert first.snap.error_code == 2013, first.snap.error
+        # the watch's own report, not the probe it woke (queued behind its read timeout)
+        assert "no answer within 1.5s (liveness watch)" in (first.snap.error or ""), first.snap.error
         assert worker.liveness.hung == 1
         await asyncio.sleep(2.0)  # still hung: reconnecting fails before the watch arms, no re-firing
         assert worker.liveness.fired == 1
