@@ -20,8 +20,6 @@ import asyncio
 import json
 import os
 import platform
-import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,7 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from nats.aio.msg import Msg  # noqa: E402
 
+from bench.doc_sections import write_section  # noqa: E402
 from bench.stopping import run_bench  # noqa: E402
+from libs import processes  # noqa: E402
 from libs.bus.connection import Bus, connect  # noqa: E402
 from libs.bus.provision import provision  # noqa: E402
 from libs.bus.server import NatsServer  # noqa: E402
@@ -107,13 +107,7 @@ def start_service(module: str, config: Path, log: Path) -> subprocess.Popen[byte
 
 
 def stop_service(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    processes.stop(proc)
 
 
 async def healthy(bus: Bus, sb: Sandbox, watcher: Watcher, master: InstanceKey) -> bool:
@@ -228,10 +222,7 @@ def summary(results: dict[int, list[float]], runs: int) -> str:
 
 
 def write_doc(section: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nFigures measured by `bench/`.\n"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    text = pattern.sub(lambda _m: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    DOC.write_text(text.rstrip() + "\n")
+    write_section(DOC, section, BEGIN, END)
 
 
 async def main() -> None:

@@ -25,7 +25,6 @@ import asyncio
 import logging
 import math
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.doc_sections import write_section
 from bench.stopping import run_bench
 from libs.bus.server import NatsServer
 from libs.models.operator import CommandStatus
@@ -107,15 +107,7 @@ def report(results: list[dict[str, float]]) -> str:
 def write_doc(section: str, begin: str = BEGIN, end: str = END, after: str | None = None) -> None:
     """Replace the section between `begin` and `end`; a new one goes after the `after` marker (else at
     the end of the file)."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nFigures measured by `bench/`.\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section, text)
-    elif after is not None and after in text:
-        text = text.replace(after, after + "\n\n" + section, 1)
-    else:
-        text = text.rstrip() + "\n\n" + section
-    DOC.write_text(text.rstrip() + "\n")
+    write_section(DOC, section, begin, end, after=after)
 
 
 G_BEGIN = "<!-- graceful_takeover: begin (written by bench/failover_mttr.py --graceful) -->"

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import nats.errors  # noqa: E402
 
+from bench.doc_sections import write_section  # noqa: E402
 from bench.stopping import run_bench  # noqa: E402
 from libs.bus.connection import Bus, connect  # noqa: E402
 from libs.bus.provision import MASTERS, provision  # noqa: E402
@@ -274,15 +275,7 @@ def render(results: dict[str, object], updates: int) -> str:
 
 
 def write_docs(section: str) -> None:
-    block = f"{BEGIN}\n{section}\n{END}"
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\nFigures measured by `bench/`.\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = f"{head}{block}{tail}"
-    else:
-        text = f"{text.rstrip()}\n\n{block}\n"
-    DOCS.write_text(text)
+    write_section(DOCS, f"{BEGIN}\n{section}\n{END}", BEGIN, END)
 
 
 def main() -> None:

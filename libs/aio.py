@@ -81,13 +81,17 @@ def run_interruptible(main: Coroutine[Any, Any, T], *, signals: Iterable[int] = 
             if len(got) == 1:
                 task.cancel()
 
+        # remove_signal_handler resets a signal to SIG_DFL: what was installed before (a caller's
+        # handler, such as the test suite's SIGTERM one) is put back afterwards instead.
+        previous = {sig: signal.getsignal(sig) for sig in signals}
         for sig in signals:
             loop.add_signal_handler(sig, on_signal, sig)
         try:
             return await main
         finally:
-            for sig in signals:
+            for sig, handler in previous.items():
                 loop.remove_signal_handler(sig)
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
     try:
         result = asyncio.run(guarded())

@@ -15,7 +15,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from libs import processes
 from libs.errors import BusError
 
 MIN_VERSION = (2, 11, 0)
@@ -91,6 +91,7 @@ class ClusterConfig:
     name: str
     port: int
     routes: list[str] = field(default_factory=list)  # "nats-route://127.0.0.1:PORT"
+    host: str | None = None  # where the routes listen; None: the client address (`NatsServer.host`)
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ class NatsServer:
             lines += [
                 "cluster {",
                 f"  name: {q(self.cluster.name)}",
-                f"  listen: {q(f'{self.host}:{self.cluster.port}')}",
+                f"  listen: {q(f'{self.cluster.host or self.host}:{self.cluster.port}')}",
                 f"  routes: [{routes}]",
                 "}",
             ]
@@ -294,13 +295,7 @@ class NatsServer:
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        processes.stop(proc, timeout)
         self._proc = None
 
     def kill(self) -> None:

@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 import nats.errors
+from fastapi import Request
 from pydantic import ValidationError
 
 from libs.bus.connection import bus_errors
@@ -24,7 +25,8 @@ from libs.models.operator import (
     RefactorVerb,
 )
 from libs.store.projection import FORGOTTEN
-from libs.topology.view import fold
+from libs.topology.view import ClusterView, fold
+from services.api import deps
 from services.api.envelope import ApiError
 from services.api.runtime import Runtime
 from services.api.shapes import key_json
@@ -128,6 +130,39 @@ async def fresh_snapshot(rt: Runtime, key: InstanceKey, timeout_s: float = 2.0) 
     if snap is not None:
         rt.fleet.update({snap.key: fold(rt.fleet.states.get(snap.key), snap)})
     return snap
+
+
+async def cluster_command(
+    request: Request, verb: RecoveryVerb | RefactorVerb, view: ClusterView | None, **fields: Any
+) -> CommandReply:
+    """Send a verb to the recovery leader on behalf of whoever asked, naming the cluster (and its alias)
+    it is about, if any: the one way routes build a `CommandRequest`."""
+    req = CommandRequest(
+        verb=verb.value,
+        requested_by=deps.principal_name(request),
+        cluster=view.name if view else None,
+        alias=view.alias if view else None,
+        **fields,
+    )
+    return await recovery_command(deps.runtime(request), req)
+
+
+async def instance_command(
+    request: Request,
+    verb: RecoveryVerb | RefactorVerb,
+    key: InstanceKey,
+    dest: InstanceKey | None = None,
+    *,
+    known_dest: bool = True,
+    **fields: Any,
+) -> CommandReply:
+    """A verb about one known instance (404 otherwise) and an optional destination, which must be
+    known too unless `known_dest` is off (the leader then judges it: a recovery's candidate)."""
+    rt = deps.runtime(request)
+    _, view = deps.known(rt, key)
+    if dest is not None and known_dest:
+        deps.known(rt, dest)
+    return await cluster_command(request, verb, view, instance=key, destination=dest, **fields)
 
 
 async def recovery_command(rt: Runtime, request: CommandRequest) -> CommandReply:

@@ -30,18 +30,9 @@ ADMIN = [Depends(admin)]
 
 
 async def _recover(request: Request, verb: RecoveryVerb, key: InstanceKey, dest: InstanceKey | None) -> Any:
-    rt = deps.runtime(request)
-    _, view = deps.known(rt, key)
-    req = CommandRequest(
-        verb=verb.value,
-        requested_by=deps.principal_name(request),
-        cluster=view.name,
-        alias=view.alias,
-        instance=key,
-        destination=dest,
-        skip_hooks=verb is RecoveryVerb.RECOVER_LITE,
+    reply = await dispatch.instance_command(
+        request, verb, key, dest, known_dest=False, skip_hooks=verb is RecoveryVerb.RECOVER_LITE
     )
-    reply = await dispatch.recovery_command(rt, req)
     details = key_json(reply.successor) if reply.successor else reply.details
     return ok(reply.message or f"Recovered: {key}", details)
 
@@ -83,76 +74,62 @@ async def _failover(request: Request, verb: RecoveryVerb, name: str, dest: Insta
     view = deps.cluster(rt, name)
     if dest is not None and dest not in view.by_key:
         raise not_found(f"instance {dest} in cluster {view.name}")
-    req = CommandRequest(
-        verb=verb.value,
-        requested_by=deps.principal_name(request),
-        cluster=view.name,
-        alias=view.alias,
-        destination=dest,
-    )
-    reply = await dispatch.recovery_command(rt, req)
+    reply = await dispatch.cluster_command(request, verb, view, destination=dest)
     return ok(reply.message or f"{verb.value}: {view.name}", dispatch.recovery_details(reply))
 
 
-@router.api_route(
-    "/force-master-failover/{name}",
-    methods=deps.BOTH,
-    dependencies=ADMIN,
-    summary="Fail over a cluster's master as if it were dead",
-)
-async def force_master_failover(request: Request, name: str) -> Any:
-    return await _failover(request, RecoveryVerb.FORCE_MASTER_FAILOVER, name, None)
+def _failover_route(path: str, verb: RecoveryVerb, summary: str) -> None:
+    """Register one cluster-level failover route; with `{dhost}/{dport}` in the path the request names
+    the replica to promote. The force and graceful routes differ only in the verb and the path."""
+    if "{dhost}" in path:
+
+        async def to_candidate(request: Request, name: str, dhost: str, dport: str) -> Any:
+            return await _failover(request, verb, name, deps.parse_key(dhost, dport))
+
+        route: Any = to_candidate
+    else:
+
+        async def any_candidate(request: Request, name: str) -> Any:
+            return await _failover(request, verb, name, None)
+
+        route = any_candidate
+    route.__name__ = path.strip("/").split("/")[0].replace("-", "_") + ("_to" if "{dhost}" in path else "")
+    router.api_route(path, methods=deps.BOTH, dependencies=ADMIN, summary=summary)(route)
 
 
-@router.api_route(
-    "/force-master-takeover/{name}/{dhost}/{dport}",
-    methods=deps.BOTH,
-    dependencies=ADMIN,
-    summary="Fail over a cluster's master as if it were dead, promoting the given direct replica",
-)
-async def force_master_takeover(request: Request, name: str, dhost: str, dport: str) -> Any:
-    return await _failover(request, RecoveryVerb.FORCE_MASTER_TAKEOVER, name, deps.parse_key(dhost, dport))
-
-
-@router.api_route(
-    "/graceful-master-takeover/{name}",
-    methods=deps.BOTH,
-    dependencies=ADMIN,
-    summary="Planned master switch (old master left stopped)",
-)
-async def graceful(request: Request, name: str) -> Any:
-    return await _failover(request, RecoveryVerb.GRACEFUL_MASTER_TAKEOVER, name, None)
-
-
-@router.api_route(
-    "/graceful-master-takeover/{name}/{dhost}/{dport}",
-    methods=deps.BOTH,
-    dependencies=ADMIN,
-    summary="Planned master switch to a designated replica",
-)
-async def graceful_to(request: Request, name: str, dhost: str, dport: str) -> Any:
-    return await _failover(request, RecoveryVerb.GRACEFUL_MASTER_TAKEOVER, name, deps.parse_key(dhost, dport))
-
-
-@router.api_route(
-    "/graceful-master-takeover-auto/{name}",
-    methods=deps.BOTH,
-    dependencies=ADMIN,
-    summary="Planned master switch; old master replicates from the new one",
-)
-async def graceful_auto(request: Request, name: str) -> Any:
-    return await _failover(request, RecoveryVerb.GRACEFUL_MASTER_TAKEOVER_AUTO, name, None)
-
-
-@router.api_route(
-    "/graceful-master-takeover-auto/{name}/{dhost}/{dport}",
-    methods=deps.BOTH,
-    dependencies=ADMIN,
-    summary="Planned master switch to a designated replica; old master replicating",
-)
-async def graceful_auto_to(request: Request, name: str, dhost: str, dport: str) -> Any:
-    dest = deps.parse_key(dhost, dport)
-    return await _failover(request, RecoveryVerb.GRACEFUL_MASTER_TAKEOVER_AUTO, name, dest)
+for _path, _verb, _summary in (
+    (
+        "/force-master-failover/{name}",
+        RecoveryVerb.FORCE_MASTER_FAILOVER,
+        "Fail over a cluster's master as if it were dead",
+    ),
+    (
+        "/force-master-takeover/{name}/{dhost}/{dport}",
+        RecoveryVerb.FORCE_MASTER_TAKEOVER,
+        "Fail over a cluster's master as if it were dead, promoting the given direct replica",
+    ),
+    (
+        "/graceful-master-takeover/{name}",
+        RecoveryVerb.GRACEFUL_MASTER_TAKEOVER,
+        "Planned master switch (old master left stopped)",
+    ),
+    (
+        "/graceful-master-takeover/{name}/{dhost}/{dport}",
+        RecoveryVerb.GRACEFUL_MASTER_TAKEOVER,
+        "Planned master switch to a designated replica",
+    ),
+    (
+        "/graceful-master-takeover-auto/{name}",
+        RecoveryVerb.GRACEFUL_MASTER_TAKEOVER_AUTO,
+        "Planned master switch; old master replicates from the new one",
+    ),
+    (
+        "/graceful-master-takeover-auto/{name}/{dhost}/{dport}",
+        RecoveryVerb.GRACEFUL_MASTER_TAKEOVER_AUTO,
+        "Planned master switch to a designated replica; old master replicating",
+    ),
+):
+    _failover_route(_path, _verb, _summary)
 
 
 async def _ack(request: Request, scope: AckScope, comment: str | None, **target: Any) -> Any:
@@ -212,12 +189,7 @@ async def ack_all(request: Request, comment: str | None = None) -> Any:
 async def _blocked(request: Request, name: str | None) -> Any:
     rt = deps.runtime(request)
     view = deps.cluster(rt, name) if name else None
-    req = CommandRequest(
-        verb=RecoveryVerb.BLOCKED_RECOVERIES.value,
-        requested_by=deps.principal_name(request),
-        cluster=view.name if view else None,
-    )
-    reply = await dispatch.recovery_command(rt, req)
+    reply = await dispatch.cluster_command(request, RecoveryVerb.BLOCKED_RECOVERIES, view)
     if not reply.blocked and isinstance(reply.details, list):
         return reply.details
     ids: dict[str, int] = {}
@@ -281,13 +253,7 @@ async def _submit_masters(request: Request, hint: str | None) -> Any:
             if exc.status != 404:
                 raise
             raise ApiError(404, f"Unable to determine cluster name. clusterHint={hint}") from None
-    req = CommandRequest(
-        verb=RecoveryVerb.SUBMIT_MASTERS_TO_KV_STORES.value,
-        requested_by=deps.principal_name(request),
-        cluster=view.name if view else None,
-        alias=view.alias if view else None,
-    )
-    reply = await dispatch.recovery_command(rt, req)
+    reply = await dispatch.cluster_command(request, RecoveryVerb.SUBMIT_MASTERS_TO_KV_STORES, view)
     return ok(reply.message or "Submitted 0 masters", reply.details if reply.details is not None else [])
 
 

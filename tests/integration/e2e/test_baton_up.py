@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from libs import processes
 from libs.bus.server import free_port
 from tests.consul_server import ConsulTestServer
 
@@ -90,13 +91,7 @@ async def run_baton_up(
     try:
         yield api, state
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        processes.stop(proc, 30)
         log.close()
         output = (tmp_path / "up.log").read_text(errors="replace")
         assert proc.returncode == 0, output[-3000:]

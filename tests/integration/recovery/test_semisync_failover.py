@@ -18,7 +18,7 @@ from libs.sandbox.spec import semisync
 from tests.integration.recovery.harness import build, probe_all, wait_dead_master
 from tests.integration.recovery.writer import Writer, prepare
 
-RUNS = 20
+RUNS = 8
 STOPPED_SQL = {0: (), 1: ("replica1",), 2: ("replica1", "replica2")}  # by run % 3
 
 

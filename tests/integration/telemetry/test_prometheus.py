@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from libs import processes
 from libs.bus.server import NatsServer, free_port
 from tests.consul_server import ConsulTestServer
 from tests.integration.e2e.test_baton_up import REPO, run_baton_up, sandbox_master, wait_until
@@ -157,13 +158,7 @@ def service(name: str, config: Path, nats: str, listen: str, log: Path) -> Itera
         try:
             yield proc
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            processes.stop(proc, 30)
     assert proc.returncode == 0, log.read_text()[-3000:]
 
 

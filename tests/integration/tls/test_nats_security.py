@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import nkeys  # type: ignore[import-untyped]
 import pytest
 from pydantic import SecretStr
 
+from libs import processes
 from libs.bus import messages, subjects
 from libs.bus.connection import connect
 from libs.bus.provision import provision
@@ -320,13 +320,7 @@ async def test_baton_up_with_nats_runs_every_service_on_the_secured_server(
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         assert all(any(n.startswith(w) for n in names) for w in wanted), names
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        processes.stop(proc, 60)
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     assert NATS_PASSWORD not in stderr
     assert "eof_received" not in stderr  # asyncio's TLS-close noise is filtered (libs/bus/connection.py)
