@@ -100,6 +100,20 @@ class FencedSession:
 
         return await self._call(what or sql, work, idempotent=False, secret=secret)
 
+    async def write_sequence(self, statements: Sequence[tuple[str, Sequence[Any]]], *, what: str) -> int:
+        """Statements that must share one session (`SET GTID_NEXT` … `COMMIT`): sent in order on the
+        instance's connection, held for the whole sequence so no other statement comes in between, each
+        fenced. A statement found not sent (the connection died: its session state with it) makes the
+        whole sequence run again on a fresh connection, so it must be safe to repeat from its start."""
+
+        async def work(conn: MySQLConnection) -> int:
+            done = 0
+            for sql, params in statements:
+                done += await self._timed(conn.execute(self._ready(conn, sql), params or None), "")
+            return done
+
+        return await self._call(what, work, idempotent=False)
+
     async def scalar(self, sql: str, params: Sequence[Any] | None = None, *, what: str | None = None) -> Any:
         """The first column of the first row of a read (None when no row)."""
         rows = await self.read(sql, params, what=what)

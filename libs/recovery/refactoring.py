@@ -33,7 +33,7 @@ from typing import Any
 from libs.bus.messages import publish_event
 from libs.bus.subjects import audit_subject
 from libs.errors import LeadershipLost, ReplicationCommandError
-from libs.models import Event, InstanceKey, InstanceSnapshot, ReplicationStatus
+from libs.models import Event, Flavor, InstanceKey, InstanceSnapshot, ReplicationStatus
 from libs.models.operator import CommandReply, CommandRequest, CommandStatus, RefactorVerb
 from libs.mysql.connection import ConnectionPool, Credentials
 from libs.mysql.fenced import FencedSession
@@ -45,11 +45,13 @@ from libs.mysql.replication import (
     reset_replica_all,
     set_master_host,
     set_read_only,
+    set_semi_sync,
     start_replication,
     stop_replication,
     wait_gtid,
     wait_relay_log_applied,
 )
+from libs.recovery import errant_fixes
 from libs.recovery.audit import OPERATION_COMMAND, Outcome, RecoveryRecord, StepOutcome
 from libs.recovery.executor import MySQLExecutor
 from libs.recovery.fence import Fence
@@ -57,7 +59,6 @@ from libs.recovery.pipeline import RecoveryAborted, RecoveryPipeline
 from libs.recovery.record_store import ClusterBusy
 from libs.topology import refactor
 from libs.topology.fresh import fresh_views, view_holding
-from libs.topology.gtid import GtidSet
 from libs.topology.refactor import Known, Move, MovePlan
 from libs.topology.view import ClusterView
 
@@ -292,15 +293,16 @@ class Refactoring:
             if fix.refused:
                 raise Refused(fix.refused)
             return Work(
-                action=lambda s: _reset_master(s, fix.errant),
+                action=lambda s: errant_fixes.reset_master(s, fix.errant),
                 message=f"Removed errant GTID on {key} and issued a RESET MASTER",
             )
         fix = refactor.errant_inject(known, key)
         if fix.refused:
             raise Refused(fix.refused)
+        count = errant_fixes.injection_count(fix.errant, mariadb=known[key].flavor is Flavor.MARIADB)
         return Work(
-            action=lambda _s: _inject_empty(self._session(fix.target), fix.errant),
-            message=f"Injected empty transactions on {fix.target}",
+            action=lambda s: errant_fixes.inject_empty(s, fix.errant, self._session(key)),
+            message=f"Have injected {count} transactions on cluster master {fix.target}",  # orchestrator's
             target=fix.target,
         )
 
@@ -610,61 +612,12 @@ async def _delay(s: FencedSession, seconds: int) -> str:
     return f"MASTER_DELAY = {seconds}"
 
 
-async def _semi_sync(s: FencedSession, *, master: bool, on: bool) -> str:
-    dialect = await s.dialect()
-    var = dialect.semi_sync_enabled_var(master=master)
-    await s.write(f"SET GLOBAL {var} = {int(on)}")
-    if not master:
-        status = await replication_status(s)
-        if status is not None and status.io_state.value != "No":
-            await stop_replication(s, "IO_THREAD")  # the replica side takes effect on reconnect
-            await start_replication(s, "IO_THREAD")
-            return f"{var}={int(on)}; IO thread restarted"
-    return f"{var}={int(on)}"
-
-
 def uses_gtid(status: ReplicationStatus) -> bool:
     return status.using_gtid.lower() not in ("", "no")
 
 
-async def _reset_master(s: FencedSession, errant: str) -> str:
-    """gtid-errant-reset-master: RESET MASTER on the replica, its GTID state kept minus the errant set
-    (MySQL: gtid_purged = gtid_executed - errant; MariaDB: gtid_binlog_state = gtid_slave_pos, what it
-    replicated), replication stopped around it."""
-    dialect = await s.dialect()
-    status = await replication_status(s)
-    if status is not None:
-        await stop_replication(s)
-    if dialect.is_mariadb:
-        kept = await applied_gtid_position(s)
-        await s.write("RESET MASTER")
-        await s.write("SET GLOBAL gtid_binlog_state = %s", (kept,), what="SET GLOBAL gtid_binlog_state")
-    else:
-        executed = GtidSet.parse(await binlog_gtid_position(s))
-        kept = str(executed.subtract(GtidSet.parse(errant)))
-        await s.write("RESET MASTER")
-        await s.write("SET GLOBAL gtid_purged = %s", (kept,), what="SET GLOBAL gtid_purged")
-    if status is not None:
-        await start_replication(s)
-    return f"errant {errant} removed; RESET MASTER; kept {kept}"
-
-
-async def _inject_empty(s: FencedSession, errant: str) -> str:
-    """gtid-errant-inject-empty (MySQL): each errant GTID committed as an empty transaction on `s`."""
-    injected = 0
-    for source, intervals in GtidSet.parse(errant).as_dict().items():
-        for first, last in intervals:
-            for n in range(first, last + 1):
-                await s.write("SET gtid_next = %s", (f"{source}:{n}",), what=f"SET gtid_next {source}:{n}")
-                await s.write("BEGIN")
-                await s.write("COMMIT")
-                injected += 1
-    await s.write("SET gtid_next = 'AUTOMATIC'")
-    return f"{injected} empty transactions injected"
-
-
 def _semi(*, master: bool, on: bool) -> Action:
-    return lambda s: _semi_sync(s, master=master, on=on)
+    return lambda s: set_semi_sync(s, master=master, on=on)
 
 
 def _need(dest: InstanceKey | None, verb: RefactorVerb) -> InstanceKey:

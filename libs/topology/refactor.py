@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from libs.models import Flavor, InstanceKey, InstanceSnapshot
 from libs.topology.candidate import progress_rank
+from libs.topology.errant_inject import mariadb_injections
 from libs.topology.holdings import judged_errant
 
 Known = Mapping[InstanceKey, InstanceSnapshot]
@@ -553,18 +554,20 @@ def errant_reset(known: Known, key: InstanceKey) -> ErrantFix:
 
 def errant_inject(known: Known, key: InstanceKey) -> ErrantFix:
     """`gtid-errant-inject-empty`: the replica's errant GTIDs are committed as empty transactions on the
-    top master of its cluster, so every server has them (MySQL only: MariaDB does not binlog an empty
-    transaction, so its GTID cannot be injected)."""
+    top master of its cluster, so every server has them. MariaDB logs no empty transaction: a no-op
+    statement carries each GTID instead, when that is sound (`errant_inject.mariadb_injections`: the
+    fix's `errant` is then the GTIDs to log, the last of each domain)."""
     found = _errant_subject(known, key, "gtid-errant-inject-empty")
     if isinstance(found, ErrantFix):
         return found
     info, errant = found
-    if info.flavor is not Flavor.MYSQL:
-        return ErrantFix(
-            key,
-            errant,
-            f"gtid-errant-inject-empty requested for {key} but it does not support oracle-gtid "
-            "(MariaDB cannot binlog an empty transaction: use gtid-errant-reset-master)",
-        )
     top = ancestors(key, known)
-    return ErrantFix(top[-1] if top else key, errant)
+    master = known.get(top[-1]) if top else None
+    if master is None or not master.reachable:
+        return ErrantFix(key, errant, f"gtid-errant-inject-empty found no reachable master for {key}")
+    if info.flavor is Flavor.MARIADB:
+        gtids, refused = mariadb_injections(info, master, errant)
+        if refused:
+            return ErrantFix(key, errant, refused)
+        return ErrantFix(master.key, ",".join(str(g) for g in gtids))
+    return ErrantFix(master.key, errant)

@@ -34,7 +34,7 @@ from libs.discovery import maintenance as maint
 from libs.discovery import tags as tagging
 from libs.errors import BatonError, ConfigError
 from libs.models import InstanceKey
-from libs.models.operator import RECOVERY_SERVICE, CommandRequest, RecoveryVerb
+from libs.models.operator import RECOVERY_SERVICE, RecoveryVerb
 from libs.topology.osc import osc_replicas
 from libs.topology.refactor import can_replicate_from, gtid_compatible
 from libs.topology.render import tree_lines
@@ -156,17 +156,9 @@ async def can_replicate_from_gtid_route(
 
 @_read.get("/locate-gtid-errant/{host}/{port}", summary="Binary logs holding an instance's errant GTIDs")
 async def locate_gtid_errant(request: Request, host: str, port: str) -> Any:
-    rt = deps.runtime(request)
-    key = deps.parse_key(host, port)
-    state, view = deps.known(rt, key)
-    req = CommandRequest(
-        verb=RecoveryVerb.LOCATE_GTID_ERRANT.value,
-        requested_by=deps.principal_name(request),
-        cluster=view.name,
-        alias=view.alias,
-        instance=state.key,
+    reply = await dispatch.instance_command(
+        request, RecoveryVerb.LOCATE_GTID_ERRANT, deps.parse_key(host, port)
     )
-    reply = await dispatch.recovery_command(rt, req)
     return ok(reply.message or "located errant GTID", reply.details or [])
 
 

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Request
 
 from libs.bus.probe_now import probe_now
 from libs.models import InstanceKey
-from libs.models.operator import CommandRequest, RefactorVerb
+from libs.models.operator import RefactorVerb
 from libs.mysql.dialect import dialect_for
 from libs.topology.refactor import restart_statements
 from libs.topology.view import fold
@@ -98,19 +98,7 @@ async def run_verb(
 ) -> Any:
     """Send the verb to the recovery leader; answer orchestrator's envelope with fresh instance JSON."""
     rt = deps.runtime(request)
-    _, view = deps.known(rt, key)
-    if dest is not None:
-        deps.known(rt, dest)
-    req = CommandRequest(
-        verb=verb.value,
-        requested_by=deps.principal_name(request),
-        cluster=view.name,
-        alias=view.alias,
-        instance=key,
-        destination=dest,
-        argument=argument,
-    )
-    reply = await dispatch.recovery_command(rt, req)
+    reply = await dispatch.instance_command(request, verb, key, dest, argument=argument)
     details = reply.details if isinstance(reply.details, dict) else {}
     subject = InstanceKey.parse(details.get("instance") or str(key))
     moved = [InstanceKey.parse(k) for k in details.get("moved", [])]

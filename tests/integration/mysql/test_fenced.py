@@ -255,3 +255,27 @@ async def test_a_statement_is_limited_by_the_server_and_the_client(sandbox_facto
         assert await s.scalar("SELECT 1 AS one") == 1
     finally:
         pool.close()
+
+
+async def test_a_sequence_holds_one_session_to_itself(sandbox_factory: SandboxFactory) -> None:
+    """`write_sequence` (gtid-errant-inject-empty's `SET GTID_NEXT` … `COMMIT` on MySQL): the statements
+    share one session, and a statement sent meanwhile by another task on the same instance waits until the
+    sequence is over instead of coming in between (here it would change the session variable used)."""
+    sb = await sandbox_factory(master_replicas(0))
+    pool = ConnectionPool(connect_timeout=1.0, read_timeout=5.0)
+    try:
+        s = FencedSession(pool, sb.key("master"), sb.topology_creds, StaticFence(), timeout=3.0)
+        before = await _bumps(sb)
+        sequence = [
+            ("SET @baton_step = %s", (1,)),
+            ("DO SLEEP(0.5)", ()),
+            ("SET GLOBAL max_connect_errors = @@global.max_connect_errors + @baton_step", ()),
+        ]
+        running = asyncio.create_task(s.write_sequence(sequence, what="sequence"))
+        await asyncio.sleep(0.2)  # the sequence is in its DO SLEEP
+        await s.write("SET @baton_step = 100")  # waits for the sequence's end
+        await running
+        assert await _bumps(sb) == before + 1
+        assert await s.scalar("SELECT @baton_step AS v") == 100  # same pooled session, after it
+    finally:
+        pool.close()

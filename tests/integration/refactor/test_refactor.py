@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -27,97 +26,13 @@ from libs.sandbox import Sandbox
 from libs.sandbox.spec import master_replicas
 from libs.topology.view import group_clusters
 from tests.fixtures.sandbox import SandboxFactory
-from tests.integration.api.conftest import ApiProcess, new_store_url, start_api
+from tests.integration.api.conftest import ApiProcess
 from tests.integration.e2e.test_baton_up import baton_cli
 from tests.integration.recovery.harness import writable_masters
 from tests.integration.recovery.stack import Events, Stack
+from tests.integration.refactor.conftest import back_to_star, call, names, path, wait_master
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, nats_server_module: NatsServer) -> Iterator[ApiProcess]:
-    tmp = tmp_path_factory.mktemp("api-refactor")
-    proc = start_api(tmp, nats_server_module.url, new_store_url("sqlite", tmp, None), "sqlite")
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
-async def stack(sandbox4: Sandbox, nats_server_module: NatsServer) -> AsyncIterator[Stack]:
-    s = await Stack(sandbox4, nats_server_module.url, retry_s=0.3).start()
-    try:
-        yield s
-    finally:
-        await s.stop()
-
-
-@pytest.fixture
-async def http(api: ApiProcess, stack: Stack, sandbox4: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client once the API knows the whole cluster (the prober's snapshots reached it)."""
-    master = sandbox4.key("master")
-    async with httpx.AsyncClient(base_url=api.api, timeout=120) as client:
-        deadline = time.monotonic() + 30
-        while True:
-            resp = await client.get(f"/cluster/{master}")
-            if resp.status_code == 200 and len(resp.json()) == len(sandbox4.names):
-                break
-            assert time.monotonic() < deadline, resp.text
-            await asyncio.sleep(0.2)
-        yield client
-
-
-async def master_of(sb: Sandbox, name: str) -> str | None:
-    """Who `name` replicates from, on the server itself ("" when not a replica)."""
-    rows = await sb.sql(name, "SHOW SLAVE STATUS")
-    if not rows:
-        return None
-    return f"{rows[0]['Master_Host']}:{rows[0]['Master_Port']}"
-
-
-async def wait_master(sb: Sandbox, name: str, want: InstanceKey | None, within: float = 20.0) -> None:
-    """`name` replicates from `want` (both threads running), or is no replica when `want` is None."""
-    deadline = time.monotonic() + within
-    while True:
-        rows = await sb.sql(name, "SHOW SLAVE STATUS")
-        if want is None and not rows:
-            return
-        if rows and want is not None:
-            row = rows[0]
-            here = f"{row['Master_Host']}:{row['Master_Port']}"
-            if here == str(want) and row["Slave_IO_Running"] == "Yes" and row["Slave_SQL_Running"] == "Yes":
-                return
-        assert time.monotonic() < deadline, f"{name}: {rows[0] if rows else 'not a replica'}, want {want}"
-        await asyncio.sleep(0.1)
-
-
-def path(verb: str, *keys: InstanceKey, extra: str = "") -> str:
-    parts = "/".join(f"{k.host}/{k.port}" for k in keys)
-    return f"/{verb}/{parts}" + (f"/{extra}" if extra else "")
-
-
-async def call(
-    http: httpx.AsyncClient, verb: str, *keys: InstanceKey, extra: str = "", status: int = 200
-) -> Any:
-    resp = await http.post(path(verb, *keys, extra=extra))
-    assert resp.status_code == status, (verb, resp.text)
-    body = resp.json()
-    assert body["Code"] == ("OK" if status == 200 else "ERROR"), body
-    return body
-
-
-def names(sb: Sandbox) -> tuple[InstanceKey, InstanceKey, InstanceKey, InstanceKey]:
-    m, r1, r2, r3 = (sb.key(n) for n in ("master", "replica1", "replica2", "replica3"))
-    return m, r1, r2, r3
-
-
-async def back_to_star(sb: Sandbox) -> None:
-    m = sb.key("master")
-    for name in ("replica1", "replica2", "replica3"):
-        await wait_master(sb, name, m)
-    assert not await sb.sql("master", "SHOW SLAVE STATUS")
 
 
 async def test_relocate_chains_and_refusals(http: httpx.AsyncClient, sandbox4: Sandbox) -> None:
@@ -344,7 +259,7 @@ async def test_replication_control(http: httpx.AsyncClient, sandbox4: Sandbox) -
     await back_to_star(sb)
 
 
-async def test_not_gtid_and_errant_refusals(http: httpx.AsyncClient, sandbox4: Sandbox) -> None:
+async def test_not_gtid_refusal(http: httpx.AsyncClient, sandbox4: Sandbox) -> None:
     sb = sandbox4
     m, r1, _, r3 = names(sb)
     await sb.script("replica3", ["STOP SLAVE", "CHANGE MASTER TO MASTER_USE_GTID = no", "START SLAVE"])
@@ -362,45 +277,7 @@ async def test_not_gtid_and_errant_refusals(http: httpx.AsyncClient, sandbox4: S
             "replica3", ["STOP SLAVE", "CHANGE MASTER TO MASTER_USE_GTID = slave_pos", "START SLAVE"]
         )
     await wait_master(sb, "replica3", m)
-    # no errant transaction: gtid-errant-reset-master refuses in orchestrator's words
-    body = await call(http, "gtid-errant-reset-master", r3, status=409)
-    assert (
-        body["Message"]
-        == f"gtid-errant-reset-master will not operate on {r3} because no errant GTID is found"
-    )
-    # an errant transaction (its own GTID domain, so the replica keeps replicating)
-    errant = [
-        "SET SESSION gtid_domain_id = 77",
-        "CREATE DATABASE refactor_errant",
-        "DROP DATABASE refactor_errant",
-    ]
-    await sb.script("replica3", errant)
-    deadline = time.monotonic() + 20
-    while True:
-        resp = await http.post(path("relocate", r3, r1))
-        if resp.status_code == 409 and "errant GTIDs" in resp.json()["Message"]:
-            break
-        assert time.monotonic() < deadline, resp.text
-        await asyncio.sleep(0.3)
-        if resp.status_code == 200:  # moved before the probe showed the errant transaction: back
-            await call(http, "relocate", r3, m)
-    assert "77-" in resp.json()["Message"]
-    # MariaDB cannot binlog an empty transaction: inject-empty is refused, reset-master removes them
-    body = await call(http, "gtid-errant-inject-empty", r3, status=409)
-    assert body["Message"].startswith(f"gtid-errant-inject-empty requested for {r3} but it does not support")
-    body = await call(http, "gtid-errant-reset-master", r3)
-    assert body["Message"] == f"Removed errant GTID on {r3} and issued a RESET MASTER"
-    position = (await sb.sql("replica3", "SELECT @@global.gtid_binlog_pos AS p"))[0]["p"]
-    assert "77-" not in position and position, position
-    await wait_master(sb, "replica3", m)
-    # and the replica may move again
-    deadline = time.monotonic() + 20
-    while (resp := await http.post(path("relocate", r3, r1))).status_code != 200:
-        assert time.monotonic() < deadline, resp.text
-        await asyncio.sleep(0.3)
-    await wait_master(sb, "replica3", r1)
-    await call(http, "relocate", r3, m)
-    await back_to_star(sb)
+    await back_to_star(sb)  # errant transactions: test_errant.py
 
 
 async def test_a_refactoring_and_a_recovery_never_hold_one_cluster_at_once(

@@ -319,9 +319,23 @@ def test_errant_fixes() -> None:
     assert refactor.errant_reset(with_replica, A).refused == (
         "gtid-errant-reset-master will not operate on a:3306 because it has 1 replicas. Expecting no replicas"
     )
-    refused = refactor.errant_inject(errant, A).refused
-    assert refused is not None and refused.startswith(
-        "gtid-errant-inject-empty requested for a:3306 but it does not support oracle-gtid"
+    # a master has no errant GTID (it has no master to miss them): orchestrator's refusal
+    assert refactor.errant_reset(errant, M).refused == (
+        "gtid-errant-reset-master will not operate on m:3306 because no errant GTID is found"
+    )
+    assert refactor.errant_inject(errant, M).refused == (
+        "gtid-errant-inject-empty will not operate on m:3306 because no errant GTID is found"
+    )
+    # MariaDB: logged on the top master of the cluster (rules: tests/unit/topology/test_errant_inject.py)
+    assert refactor.errant_inject(errant, A) == refactor.ErrantFix(M, "77-2-3")
+    below = fleet(snap(C, A, gtid_binlog_pos="0-1-10,9-4-1"), c=A)
+    assert refactor.errant_inject(below, C) == refactor.ErrantFix(M, "9-4-1")
+    foreign = fleet(snap(A, M, gtid_binlog_pos="0-1-10,77-9-3"))
+    refused = refactor.errant_inject(foreign, A).refused
+    assert refused is not None and "logged under server_id 9, not its own (2)" in refused
+    top_down = {**below, M: snap(M, reachable=False)}  # judged against A, but nowhere to inject
+    assert refactor.errant_inject(top_down, C).refused == (
+        "gtid-errant-inject-empty found no reachable master for c:3306"
     )
     uuid_m, uuid_a = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-00000000000a"
 
