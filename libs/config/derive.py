@@ -33,6 +33,7 @@ def probe_settings(settings: Settings) -> ProbeSettings:
         detect_cluster_alias_query=settings.DetectClusterAliasQuery or None,
         detect_promotion_rule_query=settings.DetectPromotionRuleQuery or None,
         detect_physical_environment_query=settings.DetectPhysicalEnvironmentQuery or None,
+        detect_semi_sync_enforced_query=settings.DetectSemiSyncEnforcedQuery or None,
         data_center_pattern=settings.DataCenterPattern or None,
         region_pattern=settings.RegionPattern or None,
         physical_environment_pattern=settings.PhysicalEnvironmentPattern or None,

@@ -67,6 +67,7 @@ READERS: dict[str, tuple[str, ...]] = {
     "DetectRegionQuery": ("libs.config.derive:probe_settings",),
     "DetectPhysicalEnvironmentQuery": ("libs.config.derive:probe_settings",),
     "DetectPromotionRuleQuery": ("libs.config.derive:probe_settings",),
+    "DetectSemiSyncEnforcedQuery": ("libs.config.derive:probe_settings",),
     "DataCenterPattern": ("libs.config.derive:probe_settings",),
     "RegionPattern": ("libs.config.derive:probe_settings",),
     "PhysicalEnvironmentPattern": ("libs.config.derive:probe_settings",),
@@ -126,7 +127,13 @@ READERS: dict[str, tuple[str, ...]] = {
         "libs.config.derive:analysis_params",
         "libs.recovery.policy:Policy.from_settings",
     ),
-    "EnforceExactSemiSyncReplicas": ("libs.config.derive:analysis_params",),
+    "EnforceExactSemiSyncReplicas": (
+        "libs.config.derive:analysis_params",
+        "libs.recovery.policy:Policy.from_settings",
+        "services.recovery.wiring:build_collaborators",
+    ),
+    "RecoverLockedSemiSyncMaster": ("libs.recovery.policy:Policy.from_settings",),
+    "CoMasterRecoveryMustPromoteOtherCoMaster": ("libs.recovery.policy:Policy.from_settings",),
     "UseSuperReadOnly": ("libs.recovery.options:execution_options",),
     "MaxConcurrentReplicaOperations": ("libs.recovery.options:execution_options",),
     # -- hooks: run by kind (HookKind's values are the key names) ---------------------------------------
@@ -187,11 +194,8 @@ READERS: dict[str, tuple[str, ...]] = {
 NOT_USED: dict[str, str] = {
     "DetectClusterDomainQuery": "Baton publishes no cluster domain",
     "DetectInstanceAliasQuery": "Baton shows no instance alias",
-    "DetectSemiSyncEnforcedQuery": "semi-sync enforcement is not read per instance",
     "FailureDetectionPeriodBlockMinutes": "a detection is registered once per incident; the recovery "
     "acts on detections up to one hour old",
-    "CoMasterRecoveryMustPromoteOtherCoMaster": "DeadCoMaster is detected, not recovered",
-    "RecoverLockedSemiSyncMaster": "LockedSemiSyncMaster is detected, not repaired",
     "PostTakeMasterProcesses": "the take-master operation runs no hooks",
     "ConsulCrossDataCenterDistribution": "Baton writes to every data center of BatonConsulDataCenters",
     "ConsulKVStoreProvider": "Baton always writes one Consul transaction per cluster (consul-txn)",

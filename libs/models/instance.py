@@ -242,6 +242,7 @@ class InstanceSnapshot(BaseModel):
     physical_environment: str = ""
     cluster_alias: str = ""
     promotion_rule: PromotionRule = PromotionRule.NEUTRAL
+    semi_sync_priority: int | None = None  # DetectSemiSyncEnforcedQuery (0 = async); None = not asked
 
     @model_validator(mode="before")
     @classmethod

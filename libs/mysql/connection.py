@@ -103,6 +103,7 @@ class ProbeSettings(BaseModel):
     detect_cluster_alias_query: str | None = None
     detect_promotion_rule_query: str | None = None
     detect_physical_environment_query: str | None = None
+    detect_semi_sync_enforced_query: str | None = None  # the replica's semi-sync priority (0 = async)
     # Regexes on the instance's hostname, first group = the value (libs.topology.placement); the
     # matching detect_*_query overrides them when it answers.
     data_center_pattern: str | None = None

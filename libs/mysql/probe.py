@@ -55,6 +55,7 @@ _OPTIONAL = (
     "physical_environment",
     "cluster_alias",
     "promotion_rule",
+    "semi_sync_priority",
 )
 _PLACES = ("data_center", "region", "physical_environment")
 # The dialect's heartbeat statement (MySQL's performance_schema) rides with the optional ones: a server
@@ -70,6 +71,7 @@ def _optional_queries(settings: ProbeSettings) -> list[tuple[str, str]]:
         "physical_environment": settings.detect_physical_environment_query,
         "cluster_alias": settings.detect_cluster_alias_query,
         "promotion_rule": settings.detect_promotion_rule_query,
+        "semi_sync_priority": settings.detect_semi_sync_enforced_query,
     }
     out: list[tuple[str, str]] = []
     for name in _OPTIONAL:
@@ -164,6 +166,11 @@ def _apply_optional(fields: dict[str, Any], name: str, value: str | None) -> Non
     elif name == "promotion_rule":
         try:
             fields["promotion_rule"] = PromotionRule(value.strip().lower())
+        except ValueError:
+            return
+    elif name == "semi_sync_priority":  # DetectSemiSyncEnforcedQuery: a number, 0 = asynchronous
+        try:
+            fields["semi_sync_priority"] = max(0, int(float(value.strip())))
         except ValueError:
             return
     else:

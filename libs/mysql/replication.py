@@ -115,6 +115,21 @@ async def replication_status(s: FencedSession) -> ReplicationStatus | None:
     return normalize_replication_row(rows[0] if rows else None)
 
 
+async def set_semi_sync(s: FencedSession, *, master: bool, on: bool) -> str:
+    """Semi-sync on or off on the master side or the replica side (master/slave or source/replica
+    names). The replica side takes effect when the IO thread reconnects: a running IO thread is
+    restarted (`STOP SLAVE IO_THREAD; START SLAVE IO_THREAD`, as orchestrator)."""
+    var = (await s.dialect()).semi_sync_enabled_var(master=master)
+    await s.write(f"SET GLOBAL {var} = {int(on)}")
+    if not master:
+        status = await replication_status(s)
+        if status is not None and status.io_state is not IOThreadState.NO:
+            await stop_replication(s, "IO_THREAD")
+            await start_replication(s, "IO_THREAD")
+            return f"{var}={int(on)}; IO thread restarted"
+    return f"{var}={int(on)}"
+
+
 async def binlog_gtid_position(s: FencedSession) -> str:
     mariadb = (await s.dialect()).is_mariadb
     sql = "SELECT @@global.gtid_binlog_pos AS p" if mariadb else "SELECT @@global.gtid_executed AS p"

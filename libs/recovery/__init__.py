@@ -18,5 +18,7 @@
 - `old_master` keeping a failed master read-only until an operator ends its watch (`fence_watch`:
                the watches in KV `baton_fences`)
 - `writeable`  RecoverNonWriteableMaster: a read-only master made writable (its own recovery kind)
+- `semisync`   LockedSemiSyncMaster / MasterWithTooManySemiSyncReplicas: semi-sync replicas enabled or
+               disabled (its own recovery kind; the decision in `libs/topology/semisync.py`)
 - `options`    Settings → rules, execution options, hooks, credentials
 """

@@ -57,6 +57,10 @@ INTERMEDIATE_MASTER_CODES = frozenset(
 
 # With RecoverNonWriteableMaster, this structure warning is also a primary code (writeable.py).
 NON_WRITEABLE_MASTER_CODE = "NoWriteableMasterStructureWarning"
+# orchestrator's semi-sync repair (recoverSemiSyncReplicas; libs/recovery/semisync.py).
+SEMI_SYNC_CODES = frozenset({"LockedSemiSyncMaster", "MasterWithTooManySemiSyncReplicas"})
+# orchestrator's checkAndRecoverDeadCoMaster (libs/topology/comaster.py).
+CO_MASTER_CODES = frozenset({"DeadCoMaster", "DeadCoMasterAndSomeReplicas"})
 
 
 class RecoveryKind(StrEnum):
@@ -64,6 +68,8 @@ class RecoveryKind(StrEnum):
     INTERMEDIATE_MASTER = "intermediate-master"  # relocate a dead intermediate master's replicas
     GRACEFUL_TAKEOVER = "graceful-takeover"  # planned master switch
     NON_WRITEABLE_MASTER = "non-writeable-master"  # RecoverNonWriteableMaster: read_only=0 on the master
+    SEMI_SYNC = "semi-sync"  # semi-sync replicas enabled/disabled to match the master's wait count
+    CO_MASTER = "co-master"  # dead co-master: its replicas regrouped under the other co-master
     # a topology refactoring or replication-control verb (libs/recovery/refactoring.py): it holds the
     # cluster's record only as the per-cluster lock; never resumed, never blocks, never a recovery event
     OPERATION = "operation"
@@ -156,6 +162,10 @@ class RecoveryRecord(BaseModel):
             return RecoveryKind.INTERMEDIATE_MASTER
         if self.code == NON_WRITEABLE_MASTER_CODE:
             return RecoveryKind.NON_WRITEABLE_MASTER
+        if self.code in SEMI_SYNC_CODES:
+            return RecoveryKind.SEMI_SYNC
+        if self.code in CO_MASTER_CODES:
+            return RecoveryKind.CO_MASTER
         return RecoveryKind.MASTER
 
     def acknowledge(self, by: str, comment: str, now: datetime) -> bool:
@@ -344,6 +354,8 @@ class RecoveryRecord(BaseModel):
             "RelatedRecoveryId": 0,
             "Type": "IntermediateMasterRecovery"
             if self.kind is RecoveryKind.INTERMEDIATE_MASTER
+            else "CoMasterRecovery"
+            if self.kind is RecoveryKind.CO_MASTER
             else "MasterRecovery",
             "RecoveryType": "MasterRecoveryGTID",
         }

@@ -44,6 +44,7 @@ from libs.mysql.replication import (
     reset_replica_all,
     set_master_host,
     set_read_only,
+    set_semi_sync,
     start_replication,
     stop_replication,
     wait_gtid,
@@ -365,15 +366,20 @@ class MySQLExecutor:
                     position.append(await binlog_gtid_position(self._session(source, fence)))
             return position[0]
 
+        semi_sync = set(record.plan.semi_sync_replicas) if record.plan is not None else set()
+
         async def action(s: FencedSession) -> str | None:
             status = await replication_status(s)
             streaming = status is not None and status.master == source and status.replicating
             if streaming and status is not None and not (status.last_io_errno or status.last_sql_errno):
-                return f"already replicating from {source}"
+                semi = f"; {await set_semi_sync(s, master=False, on=True)}" if s.key in semi_sync else ""
+                return f"already replicating from {source}{semi}"
             if status is not None:
                 await self._keeps_relay_log(s, status, source, source_position)
             await stop_replication(s)
-            return await self._replicate_from(s, source)
+            # semi-sync replica side switched on while stopped: it takes effect as the IO thread starts
+            semi = f"; {await set_semi_sync(s, master=False, on=True)}" if s.key in semi_sync else ""
+            return await self._replicate_from(s, source) + semi
 
         notes, errors = await self._each(spec.targets, fence, action)
         result = self._result(spec, notes, errors)
@@ -504,8 +510,11 @@ class MySQLExecutor:
             reached[s.key] = "reset"
             await reset_replica_all(s)
             reached[s.key] = "writable"
+            semi = ""
+            if record.plan is not None and record.plan.semi_sync_master:  # before it takes writes
+                semi = "; " + await set_semi_sync(s, master=True, on=True)
             await set_read_only(s, False)
-            return "writable"
+            return "writable" + semi
 
         notes, errors = await self._each(spec.targets, fence, action)
         result = self._result(spec, notes, errors)

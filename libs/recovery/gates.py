@@ -16,6 +16,7 @@ from datetime import datetime
 
 from libs.recovery.audit import INTERMEDIATE_MASTER_CODES as _IM_NAMES
 from libs.recovery.audit import OPERATION_COMMAND, Outcome, RecoveryKind, RecoveryRecord
+from libs.recovery.audit import SEMI_SYNC_CODES as _SEMI_SYNC_NAMES
 from libs.recovery.fence import Fence
 from libs.topology.codes import Analysis
 from libs.topology.deferral import stale_detection
@@ -27,7 +28,18 @@ MASTER_FAILOVER_CODES = frozenset({Analysis.DEAD_MASTER, Analysis.DEAD_MASTER_AN
 INTERMEDIATE_MASTER_CODES = frozenset(Analysis(name) for name in _IM_NAMES)
 # RecoverNonWriteableMaster: a read-only master made writable (libs/recovery/writeable.py).
 NON_WRITEABLE_MASTER_CODES = frozenset({Analysis.NO_WRITEABLE_MASTER})
-HANDLED_CODES = MASTER_FAILOVER_CODES | INTERMEDIATE_MASTER_CODES | NON_WRITEABLE_MASTER_CODES
+# A dead co-master (orchestrator's checkAndRecoverDeadCoMaster, libs/topology/comaster.py).
+CO_MASTER_FAILOVER_CODES = frozenset({Analysis.DEAD_CO_MASTER, Analysis.DEAD_CO_MASTER_AND_SOME_REPLICAS})
+# RecoverLockedSemiSyncMaster / EnforceExactSemiSyncReplicas: semi-sync replicas enabled or disabled
+# (libs/recovery/semisync.py).
+SEMI_SYNC_CODES = frozenset(Analysis(name) for name in _SEMI_SYNC_NAMES)
+HANDLED_CODES = (
+    MASTER_FAILOVER_CODES
+    | INTERMEDIATE_MASTER_CODES
+    | NON_WRITEABLE_MASTER_CODES
+    | CO_MASTER_FAILOVER_CODES
+    | SEMI_SYNC_CODES
+)
 
 
 class Refusal(str):
@@ -68,9 +80,11 @@ Gate = Callable[[GateContext], Awaitable[str | None]]
 
 
 async def handled_code(ctx: GateContext) -> str | None:
-    """Only codes with a recovery: dead masters, dead intermediate masters and, with
-    RecoverNonWriteableMaster, read-only masters (orchestrator's co-master, semi-sync and
-    group-replication recoveries are not built)."""
+    """Only codes with a recovery: dead masters, dead co-masters, dead intermediate masters and, with
+    RecoverNonWriteableMaster, read-only masters; with RecoverLockedSemiSyncMaster or
+    EnforceExactSemiSyncReplicas, semi-sync masters short of (or over) their semi-sync replicas
+    (orchestrator's group-replication recovery is not built; UnreachableCoMaster and
+    AllCoMasterReplicasNotReplicating have none in orchestrator either)."""
     f = ctx.detection.finding
     if f.code not in HANDLED_CODES:
         return Refusal("unhandled", f"no automated recovery for {f.code.value}")

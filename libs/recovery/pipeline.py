@@ -55,6 +55,7 @@ from libs.recovery.control import ControlState
 from libs.recovery.executor import Executor, StepResult
 from libs.recovery.fence import Fence
 from libs.recovery.gates import (
+    CO_MASTER_FAILOVER_CODES,
     DEFAULT_GATES,
     INTERMEDIATE_MASTER_CODES,
     MASTER_FAILOVER_CODES,
@@ -78,6 +79,7 @@ from libs.recovery.steps import (
     takeover_steps,
 )
 from libs.topology.analysis import Finding
+from libs.topology.comaster import co_master_plan
 from libs.topology.detection import Detection
 from libs.topology.failover import lost_while_executing, master_plan, moved_back
 from libs.topology.fresh import fresh_views, view_holding
@@ -127,6 +129,9 @@ RECHECK, PLAN, PRE_HOOKS, PUBLISH, POST_HOOKS = (
     "post-hooks",
 )
 RANK = "rank"  # a dead master's candidates ranked again after the drain (`_failover`)
+# Kinds that replace a dead master (plan → drain → rank → promotion → publish): a dead co-master is
+# failed over like a dead master, under the rule of libs/topology/comaster.py
+FAILOVER_KINDS = (RecoveryKind.MASTER, RecoveryKind.CO_MASTER)
 
 
 class RecoveryAborted(Exception):
@@ -151,6 +156,11 @@ StaleEpoch are not: someone newer owns the work."""
 _PROMOTING = ("promote:", "switch:", "relocate:")
 _PROMOTED = ("promote:", "switch:")  # the steps that make the successor writable (`promoted_at`)
 _T = TypeVar("_T")
+# The re-check waits this long for the failed master's own probe once its replicas' are in: a server
+# back from a partition answers within it, while its replicas may still report the broken link for a
+# second (the chaos tier's takeover-dc-partition promoted a successor 1.5 s after the old master was
+# back and writable: its probe had lost the race). A hung server costs no more than this.
+FAILED_PROBE_GRACE_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -203,6 +213,9 @@ class Collaborators:
     # the failed instance's probe in the re-check, with short timeouts (a hung server would cost the full
     # ones), never waited for once the others' snapshots are in; None: `probe`, awaited with the others
     probe_failed: ProbeFn | None = None
+    # told the moment a successor is writable (the old-master fencer begins watching then, not at the
+    # close, which may wait on a JetStream still catching up while the old master is back)
+    on_promoted: Callable[[RecoveryRecord], None] | None = None
 
 
 class RecoveryPipeline:
@@ -397,7 +410,7 @@ class RecoveryPipeline:
         await self._plan(record, fence, view)
         await self._pre_hooks(record, fence)
         await self._execute(record, fence)
-        if record.kind is RecoveryKind.MASTER:
+        if record.kind in FAILOVER_KINDS:
             await self._publish(record, fence)
         else:
             self._refresh(record)
@@ -598,7 +611,7 @@ class RecoveryPipeline:
     def recheck_keys(self, record: RecoveryRecord) -> list[InstanceKey]:
         """The failed instance and its replicas; for an intermediate master also its master and
         siblings (where its replicas may go): `libs/topology/recheck.recheck_keys`."""
-        siblings = record.kind is not RecoveryKind.MASTER
+        siblings = record.kind not in FAILOVER_KINDS
         return recheck_keys(self.c.known(), record.failed, record.finding, siblings=siblings)
 
     async def _probe_recheck(self, record: RecoveryRecord) -> dict[InstanceKey, InstanceSnapshot]:
@@ -621,6 +634,8 @@ class RecoveryPipeline:
         failed.add_done_callback(self._late.discard)
         try:
             fresh = dict(await self.c.probe(others))
+            if not failed.done():  # a server that is back answers within this; a hung one costs no more
+                await asyncio.wait({failed}, timeout=FAILED_PROBE_GRACE_S)
         except BaseException:
             failed.cancel()
             raise
@@ -638,7 +653,10 @@ class RecoveryPipeline:
         async def body() -> StepResult:
             current = self.fresh_view(record, await self._probe_recheck(record))
             view.append(current)
-            codes = MASTER_FAILOVER_CODES if record.kind is RecoveryKind.MASTER else INTERMEDIATE_MASTER_CODES
+            codes = {
+                RecoveryKind.MASTER: MASTER_FAILOVER_CODES,
+                RecoveryKind.CO_MASTER: CO_MASTER_FAILOVER_CODES,
+            }.get(record.kind, INTERMEDIATE_MASTER_CODES)
             verdict = recheck_verdict(
                 self.c.analyze(current, self.c.clock()),
                 record.failed,
@@ -678,15 +696,15 @@ class RecoveryPipeline:
             record.set_plan(plan)
             if not plan.ok:
                 raise RecoveryAborted(Outcome.ABORTED, text)
-            if record.kind is RecoveryKind.MASTER:
+            if record.kind in FAILOVER_KINDS:
                 self._down[record.uid] = unreachable_replicas(view, record.failed)
             return StepResult(StepOutcome.DONE, detail=text)
 
         if await self._step(record, fence, PLAN, body) is not None:
             await self.c.events(record, "planned")
 
-    @staticmethod
     def _master_plan(
+        self,
         record: RecoveryRecord,
         view: ClusterView,
         rules: CandidateRules,
@@ -696,7 +714,20 @@ class RecoveryPipeline:
         previous: Plan | None = None,
         failed: Mapping[InstanceKey, str] | None = None,
     ) -> Plan:
-        """`libs/topology/failover.master_plan` for the record (its designated candidate, if any)."""
+        """`libs/topology/failover.master_plan` for the record (its designated candidate, if any); for a
+        dead co-master `libs/topology/comaster.co_master_plan` (CoMasterRecoveryMustPromoteOtherCoMaster)."""
+        if record.kind is RecoveryKind.CO_MASTER:
+            return co_master_plan(
+                view,
+                record.failed,
+                rules,
+                now,
+                must_promote_other_co_master=self.c.policy.co_master_must_promote_other,
+                designated=record.designated,
+                drain=drain,
+                previous=previous,
+                failed_candidates=failed,
+            )
         return master_plan(
             view,
             record.failed,
@@ -762,6 +793,8 @@ class RecoveryPipeline:
             if spec.kind in (StepKind.PROMOTE, StepKind.SWITCH):
                 step = record.step(spec.name)
                 record.promoted_at = step.ended_at if step else self.c.clock()
+                if self.c.on_promoted is not None:
+                    self.c.on_promoted(record)
                 await self._save(record, fence)
         return None
 

@@ -16,6 +16,10 @@ made writable (also refused to a forced `recover`); on = it is, whatever the clu
 the key gates it). Its recovery is blocked like a master recovery (by a block of the cluster) and leaves
 an instance block that refuses only the same recovery of the same master again. **Change:** orchestrator
 lets it block every recovery of the cluster for RecoveryPeriodBlockSeconds, a dead master included.
+
+The semi-sync repair (`semisync.py`: LockedSemiSyncMaster, MasterWithTooManySemiSyncReplicas) is gated
+the same way by RecoverLockedSemiSyncMaster or EnforceExactSemiSyncReplicas (either key), and blocks
+the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from libs.recovery.gates import (
     DEFAULT_GATES,
     INTERMEDIATE_MASTER_CODES,
     NON_WRITEABLE_MASTER_CODES,
+    SEMI_SYNC_CODES,
     Gate,
     GateContext,
     Refusal,
@@ -53,6 +58,9 @@ class Policy(BaseModel):
     ignore_hostname_filters: tuple[str, ...] = ()  # RecoveryIgnoreHostnameFilters
     block_seconds: float = 3600.0  # RecoveryPeriodBlockSeconds (0: no anti-flapping)
     recover_non_writeable_master: bool = False  # RecoverNonWriteableMaster
+    recover_locked_semi_sync_master: bool = False  # RecoverLockedSemiSyncMaster (semisync.py)
+    enforce_exact_semi_sync_replicas: bool = False  # EnforceExactSemiSyncReplicas (semisync.py)
+    co_master_must_promote_other: bool = True  # CoMasterRecoveryMustPromoteOtherCoMaster (comaster.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -62,6 +70,9 @@ class Policy(BaseModel):
             ignore_hostname_filters=tuple(settings.RecoveryIgnoreHostnameFilters),
             block_seconds=float(settings.RecoveryPeriodBlockSeconds),
             recover_non_writeable_master=settings.RecoverNonWriteableMaster,
+            recover_locked_semi_sync_master=settings.RecoverLockedSemiSyncMaster,
+            enforce_exact_semi_sync_replicas=settings.EnforceExactSemiSyncReplicas,
+            co_master_must_promote_other=settings.CoMasterRecoveryMustPromoteOtherCoMaster,
         )
 
     def auto_master(self, cluster: str, alias: str) -> bool:
@@ -78,7 +89,11 @@ def block_for(record: RecoveryRecord, seconds: float, now: datetime) -> Block | 
         return None
     if record.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.ABORTED):
         return None
-    per_instance = (RecoveryKind.INTERMEDIATE_MASTER, RecoveryKind.NON_WRITEABLE_MASTER)
+    per_instance = (
+        RecoveryKind.INTERMEDIATE_MASTER,
+        RecoveryKind.NON_WRITEABLE_MASTER,
+        RecoveryKind.SEMI_SYNC,
+    )
     scope = "instance" if record.kind in per_instance else "cluster"
     return Block(
         scope=scope,
@@ -94,16 +109,20 @@ def block_for(record: RecoveryRecord, seconds: float, now: datetime) -> Block | 
     )
 
 
+# Repairs of a live master (not failovers): each leaves an instance block refusing only itself again.
+_MASTER_REPAIRS = NON_WRITEABLE_MASTER_CODES | SEMI_SYNC_CODES
+
+
 def blocking(blocks: Sequence[Block], ctx: GateContext) -> Block | None:
     """The block that applies to this detection, if any."""
     f = ctx.detection.finding
     im = f.code in INTERMEDIATE_MASTER_CODES
-    writeable = f.code in NON_WRITEABLE_MASTER_CODES
+    writeable = f.code in _MASTER_REPAIRS
     for b in blocks:
         if b.incident == ctx.detection.incident or not b.active(ctx.now):
             continue
-        if b.analysis in NON_WRITEABLE_MASTER_CODES and not writeable:
-            continue  # making a read-only master writable never blocks a failover
+        if b.analysis in _MASTER_REPAIRS and (not writeable or b.analysis != f.code):
+            continue  # repairing a live master (read_only, semi-sync) blocks only the same repair again
         same_instance = b.scope == "instance" and b.instance == f.instance
         if im or writeable:
             if same_instance:
@@ -141,6 +160,14 @@ def policy_gates(policy: Policy, control: ControlState) -> tuple[Gate, ...]:
             if policy.recover_non_writeable_master:
                 return None
             why = f"RecoverNonWriteableMaster is off: read-only master {f.instance} is not made writable"
+            return Refusal("filtered", why)
+        if f.code in SEMI_SYNC_CODES:  # orchestrator: the keys alone, forced or not
+            if policy.recover_locked_semi_sync_master or policy.enforce_exact_semi_sync_replicas:
+                return None
+            why = (
+                f"RecoverLockedSemiSyncMaster and EnforceExactSemiSyncReplicas are off: no action taken to "
+                f"recover semi-sync master {f.instance} ({f.code.value})"
+            )
             return Refusal("filtered", why)
         if ctx.forced:
             return None

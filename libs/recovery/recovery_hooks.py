@@ -28,6 +28,8 @@ POST_HOOK_KINDS: Mapping[RecoveryKind, tuple[HookKind, ...]] = {
         HookKind.POST_GRACEFUL_TAKEOVER,
     ),
     RecoveryKind.NON_WRITEABLE_MASTER: (HookKind.POST_FAILOVER,),  # orchestrator's
+    RecoveryKind.SEMI_SYNC: (HookKind.POST_FAILOVER,),  # resolved with the master as successor
+    RecoveryKind.CO_MASTER: (HookKind.POST_MASTER_FAILOVER, HookKind.POST_FAILOVER),
 }
 
 
@@ -46,10 +48,12 @@ def hook_context(
     f = record.finding
     successor = record.successor if successful else None
     im = record.kind is RecoveryKind.INTERMEDIATE_MASTER
+    co = record.kind is RecoveryKind.CO_MASTER  # orchestrator: IsMaster false, IsCoMaster true
     return HookContext(
         failure_type=record.code,
-        instance_type="intermediate-master" if im else "master",
-        is_master=not im,
+        instance_type="intermediate-master" if im else "co-master" if co else "master",
+        is_master=not (im or co),
+        is_co_master=co,
         failure_description=f.reason if f else "",
         command=record.command.removesuffix("-auto"),  # orchestrator has one hint for both
         failed_host=record.failed.host,

@@ -306,7 +306,18 @@ class Sandbox:
             if not self._delayed_path(n.name)
         ]
         await asyncio.gather(*waits)
+        await asyncio.gather(*(self._close_ring(n.name) for n in self.spec.nodes if n.co_master))
         await self._enable_semi_sync()
+
+    async def _close_ring(self, name: str) -> None:
+        """Root `name` replicates from its co-master too (the ring), from what it wrote itself on."""
+        partner = self.spec.node(name).co_master
+        assert partner is not None
+        dialect = dialect_for("10.11.0-MariaDB")
+        own = str((await self.sql(name, "SELECT @@gtid_binlog_pos AS p"))[0]["p"])
+        change = dialect.change_master_gtid(self.key(partner), REPL_USER, REPL_PASSWORD)
+        await self.script(name, [("SET GLOBAL gtid_slave_pos = %s", (own,)), change, dialect.start_replica()])
+        await self.wait_replicating(name)
 
     async def _enable_semi_sync(self) -> None:
         """Switch semi-sync on where the spec asks for it, now that replication runs."""

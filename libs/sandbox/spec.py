@@ -2,7 +2,9 @@
 
 Tests ask for custom shapes by building a `TopologySpec` directly; the CLI picks a named one from
 `SHAPES`. Validation refuses shapes that cannot replicate (unknown master, cycles, a node with
-replicas but no binary log, an intermediate master without log_slave_updates).
+replicas but no binary log, an intermediate master without log_slave_updates). The one cycle allowed is
+a co-master ring: a root naming one of its direct replicas as `co_master` also replicates from it, set
+up once the tree replicates (as `make-co-master` would).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class NodeSpec(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     master: str | None = None
     options: NodeOptions = NodeOptions()
+    co_master: str | None = None  # a root only: one of its direct replicas it also replicates from
 
     @property
     def read_only(self) -> bool:
@@ -52,6 +55,12 @@ class TopologySpec(BaseModel):
             raise ValueError(f"duplicate node names in {names}")
         by_name = {n.name: n for n in self.nodes}
         for node in self.nodes:
+            if node.co_master is not None:
+                partner = by_name.get(node.co_master)
+                if node.master is not None or partner is None or partner.master != node.name:
+                    raise ValueError(
+                        f"co_master {node.co_master!r} of {node.name!r}: not a root's direct replica"
+                    )
             if node.master is None:
                 continue
             master = by_name.get(node.master)
@@ -146,12 +155,22 @@ def semisync(replicas: int = 3) -> TopologySpec:
     return TopologySpec(shape="semisync", nodes=tuple(nodes))
 
 
+def comasters(replicas: int = 1) -> TopologySpec:
+    """A co-master ring: `master1` (writable) and `master2` (read-only) replicate from each other, with N
+    replicas under each (`replica1_1`.., `replica2_1`..)."""
+    nodes = [NodeSpec(name="master1", co_master="master2"), NodeSpec(name="master2", master="master1")]
+    for side in (1, 2):
+        nodes += [NodeSpec(name=f"replica{side}_{i}", master=f"master{side}") for i in range(1, replicas + 1)]
+    return TopologySpec(shape="comasters", nodes=tuple(nodes))
+
+
 SHAPES: dict[str, Callable[[int], TopologySpec]] = {
     "replicas": master_replicas,
     "chain": chain,
     "delayed": delayed,
     "nolog": nolog,
     "semisync": semisync,
+    "comasters": comasters,
 }
 
 

@@ -20,6 +20,7 @@ from libs.models import InstanceKey, InstanceSnapshot
 from libs.topology.candidate import choose_candidate, fallback_plan
 from libs.topology.designation import designated_refusal, designated_rules, designated_verdict
 from libs.topology.plan import CandidateRules, DrainState, Plan, ReplicaReason
+from libs.topology.semisync import successor_semi_sync_replicas
 from libs.topology.view import ClusterView
 
 
@@ -46,13 +47,25 @@ def master_plan(
         return choose_candidate(view, failed, chosen_by, now, drain=drain)
 
     if designated is None:
-        return choose(rules)
+        return _semi_sync(choose(rules), view, failed)
     replicas = [s.key for s in view.replicas_of(failed)]
     refused = designated_refusal(failed, view.name, designated, replicas)
     if refused is not None:
         return refused
     plan = choose(designated_rules(rules, replicas, designated, now))
-    return designated_verdict(plan, designated, failed, view.name)
+    return _semi_sync(designated_verdict(plan, designated, failed, view.name), view, failed)
+
+
+def _semi_sync(plan: Plan, view: ClusterView, failed: InstanceKey) -> Plan:
+    """`plan.semi_sync_master`: the failed master was last seen with semi-sync on on its master side, so
+    the successor gets it (orchestrator switches it on in SetReadOnly(false) when semi-sync is enforced
+    there). The replicas keep their own replica-side setting through the repoint (START SLAVE
+    reconnects, so it takes effect)."""
+    state = view.get(failed)
+    if state is None or not plan.ok or not state.info.semi_sync.master_enabled:
+        return plan
+    enable = successor_semi_sync_replicas(view, failed, plan.successor, plan.replicas_to_repoint)
+    return plan.model_copy(update={"semi_sync_master": True, "semi_sync_replicas": enable})
 
 
 def moved_back(

@@ -138,6 +138,13 @@ class Plan(BaseModel):
     # Replicas of `replicas_to_repoint` moved only once the successor is promoted (their SQL_Delay is
     # above PostponeReplicaRecoveryOnLagMinutes: orchestrator's postponed relocation), straight under it.
     postponed: tuple[InstanceKey, ...] = ()
+    # The failed master had the master side of semi-sync on: the promotion switches it on on the successor
+    # before it takes writes (the topology keeps its semi-sync; `failover.master_plan`).
+    semi_sync_master: bool = False
+    # Replicas of `replicas_to_repoint` whose replica side of semi-sync is switched on as they are
+    # repointed, so the successor has as many semi-sync replicas as the failed master waited for (the
+    # successor may have been the only one): `semisync.successor_semi_sync_replicas`.
+    semi_sync_replicas: tuple[InstanceKey, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:

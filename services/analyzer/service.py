@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import nats.js.errors
@@ -42,6 +42,7 @@ from libs.models.events import Event
 from libs.service_main import require_nats
 from libs.telemetry import instruments
 from libs.topology.analysis import Finding, analyze
+from libs.topology.codes import Analysis
 from libs.topology.detection import Detection, DetectionState
 from libs.topology.detection_event import from_event, to_event
 from libs.topology.freshness import (
@@ -53,12 +54,15 @@ from libs.topology.freshness import (
     suspects,
 )
 from libs.topology.lifecycle import Evidence, IncidentBook, analyzed_facts, decide, runs_detection_hooks
+from libs.topology.silence import silence_check_at
 from libs.topology.view import ClusterView
 from services.analyzer.fleet import Fleet
 from services.analyzer.hooks import run_detection_hooks
 from services.analyzer.probing import ProbeNowFn, ProbeNowScheduler, default_probe_now
 
 log = logging.getLogger("baton.analyzer")
+# one probe-now streak per LockedSemiSyncMasterHypothesis master, for as long as it lasts
+HYPOTHESIS_STREAK = datetime(1970, 1, 1, tzinfo=UTC)
 _tracer = trace.get_tracer("baton.analyzer")
 SNAPSHOT_STREAM = "BATON_SNAPSHOTS"
 DETECTION_STREAM = "BATON_DETECTIONS"
@@ -106,6 +110,7 @@ class Analyzer:
         self._wake = asyncio.Event()
         self._wakeups: dict[str, float] = {}
         self._suspects: dict[str, set[InstanceKey]] = {}
+        self._hypotheses: dict[str, set[InstanceKey]] = {}  # LockedSemiSyncMasterHypothesis masters
         self._subs: list[Any] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
@@ -283,7 +288,8 @@ class Analyzer:
             codes = {f.instance: f.code for f in findings}
             held = held_instances(view, suspected, codes, now, self.fparams)
             self._probe_suspects(name, view, suspected, held, codes)
-        self._suspects[name] = set(suspected)
+            self._probe_hypotheses(name, codes)
+        self._suspects[name] = set(suspected) | self._hypotheses.get(name, set())
 
         def evidence(finding: Finding) -> Evidence:
             newest = (evidence_at(view, finding.instance) if view is not None else None) or now
@@ -317,6 +323,7 @@ class Analyzer:
         everyone = set().union(*self._suspects.values(), suspected)
         scheduler.forget_others(everyone)
         for key, since in suspected.items():
+            self._check_silence(name, view, key)
             if key not in held and codes.get(key) not in UNCONFIRMED_CODES:
                 continue
             scheduler.request(key, since, probe_targets(view, key))
@@ -324,6 +331,39 @@ class Analyzer:
             if due is not None:
                 at = time.monotonic() + due
                 self._wakeups[name] = min(self._wakeups.get(name, at), at)
+
+    def _probe_hypotheses(self, name: str, codes: dict[InstanceKey, Any]) -> None:
+        """orchestrator's emergent operation for LockedSemiSyncMasterHypothesis: re-probe the master
+        (throttled like a suspect's probe-now), so its binary log coordinates are recorded again and
+        the lock is confirmed (LockedSemiSyncMaster) as soon as they have been still for
+        ReasonableLockedSemiSyncMasterSeconds, not at the next poll."""
+        hypotheses = {k for k, c in codes.items() if c is Analysis.LOCKED_SEMI_SYNC_MASTER_HYPOTHESIS}
+        self._hypotheses[name] = hypotheses
+        scheduler = self.scheduler
+        if scheduler is None or not scheduler.enabled:
+            return
+        scheduler.forget_others(set().union(*self._suspects.values(), *self._hypotheses.values()))
+        for key in hypotheses:
+            scheduler.request(key, HYPOTHESIS_STREAK, [key])
+            due = scheduler.due_in(key)
+            if due is not None:
+                at = time.monotonic() + due
+                self._wakeups[name] = min(self._wakeups.get(name, at), at)
+
+    def _check_silence(self, name: str, view: ClusterView, key: InstanceKey) -> None:
+        """Probe the replicas of suspect `key` when their heartbeat silence crosses the threshold (wake
+        this cluster's analysis then), so DeadMaster is seen at the crossing, not at the next poll."""
+        assert self.scheduler is not None
+        now = utcnow()
+        at = silence_check_at(view, key, self.fleet.history, self.params, now)
+        if at is None:
+            return
+        delay = (at - now).total_seconds()
+        if delay <= 0:
+            self.scheduler.request_silence_check(key, at, [r.key for r in view.replicas_of(key)])
+            return
+        wake = time.monotonic() + delay
+        self._wakeups[name] = min(self._wakeups.get(name, wake), wake)
 
     # --- output -------------------------------------------------------------------------------------
     async def _publish(self, detection: Detection) -> None:

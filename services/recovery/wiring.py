@@ -46,6 +46,7 @@ from libs.recovery.policy import Policy
 from libs.recovery.record_store import KVRecordStore
 from libs.recovery.recovery_events import AckPublisher, NatsEventSink
 from libs.recovery.refactoring import AbandonedOperation
+from libs.recovery.semisync import SemiSyncRepair
 from libs.recovery.writeable import NonWriteableMaster
 from libs.topology.analysis import Finding, analyze
 from libs.topology.plan import CandidateRules
@@ -132,6 +133,13 @@ def build_collaborators(
         kinds={
             RecoveryKind.NON_WRITEABLE_MASTER: NonWriteableMaster(
                 act_pool, creds, options.statement_timeout_s, fences=KVFenceStore(js)
+            ),
+            RecoveryKind.SEMI_SYNC: SemiSyncRepair(
+                act_pool,
+                creds,
+                options.statement_timeout_s,
+                exact=settings.EnforceExactSemiSyncReplicas,
+                stale_after=params.stale_after,
             ),
             RecoveryKind.OPERATION: AbandonedOperation(),  # an operation a dead leader left: closed
         },

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -113,8 +113,14 @@ def cluster_view(known: Known) -> ClusterView:
     return views[0]
 
 
-async def wait_dead_master(h: Harness, master: InstanceKey, within: float = 10.0) -> Detection:
-    """Probe until analysis says the master is dead; the Detection the analyzer would publish."""
+async def wait_dead_master(
+    h: Harness,
+    master: InstanceKey,
+    within: float = 10.0,
+    codes: Collection[Analysis] = (Analysis.DEAD_MASTER, Analysis.DEAD_MASTER_AND_SOME_REPLICAS),
+) -> Detection:
+    """Probe until analysis says the master is dead (one of `codes`); the Detection the analyzer would
+    publish."""
     deadline = time.monotonic() + within
     first: datetime | None = None
     while True:
@@ -123,12 +129,7 @@ async def wait_dead_master(h: Harness, master: InstanceKey, within: float = 10.0
         first = first or now
         findings = analyze(cluster_view(h.known), now)
         dead: Finding | None = next(
-            (
-                f
-                for f in findings
-                if f.instance == master
-                and f.code in (Analysis.DEAD_MASTER, Analysis.DEAD_MASTER_AND_SOME_REPLICAS)
-            ),
+            (f for f in findings if f.instance == master and f.code in codes),
             None,
         )
         if dead is not None:
@@ -140,7 +141,7 @@ async def wait_dead_master(h: Harness, master: InstanceKey, within: float = 10.0
                 evidence_at=now,
                 detected_at=utcnow(),
             )
-        assert time.monotonic() < deadline, f"no DeadMaster for {master}: {[f.code for f in findings]}"
+        assert time.monotonic() < deadline, f"no {list(codes)} for {master}: {[f.code for f in findings]}"
         await asyncio.sleep(0.05)
 
 

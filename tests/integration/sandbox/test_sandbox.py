@@ -164,6 +164,14 @@ def test_errors_are_one_line_sandbox_errors(tmp_path: Path, monkeypatch: pytest.
                 NodeSpec(name="c", master="b"),
             )
         )
+    for ring in (  # co_master: a root and one of its direct replicas only
+        (NodeSpec(name="a", co_master="c"), NodeSpec(name="b", master="a"), NodeSpec(name="c", master="b")),
+        (NodeSpec(name="a", co_master="b"), NodeSpec(name="b")),
+        (NodeSpec(name="a"), NodeSpec(name="b", master="a", co_master="a")),
+    ):
+        with pytest.raises(ValueError, match="not a root's direct replica"):
+            TopologySpec(nodes=ring)
+    assert shape("comasters", 1).node("master1").co_master == "master2"
     monkeypatch.setattr("shutil.which", lambda *a, **k: None)
     with pytest.raises(SandboxError, match="mariadbd not found"):
         asyncio.run(Sandbox(tmp_path / "x", template_dir=tmp_path / "t").start())

@@ -39,10 +39,17 @@ def with_finding(**update: object):  # type: ignore[no-untyped-def]
     [
         (handled_code, ctx(), None),
         (handled_code, ctx(with_finding(code=Analysis.DEAD_MASTER_AND_SOME_REPLICAS)), None),
+        (handled_code, ctx(with_finding(code=Analysis.DEAD_CO_MASTER)), None),
+        (handled_code, ctx(with_finding(code=Analysis.DEAD_CO_MASTER_AND_SOME_REPLICAS)), None),
         (
             handled_code,
-            ctx(with_finding(code=Analysis.DEAD_CO_MASTER)),
-            "no automated recovery for DeadCoMaster",
+            ctx(with_finding(code=Analysis.UNREACHABLE_CO_MASTER)),
+            "no automated recovery for UnreachableCoMaster",
+        ),
+        (
+            handled_code,
+            ctx(with_finding(code=Analysis.ALL_CO_MASTER_REPLICAS_NOT_REPLICATING)),
+            "no automated recovery for AllCoMasterReplicasNotReplicating",
         ),
         (handled_code, ctx(with_finding(downtimed=True, skippable=True)), "not actionable: downtimed"),
         (leader, ctx(), None),

@@ -121,10 +121,10 @@ async def test_not_leader_and_unhandled_codes_are_skipped_with_a_reason() -> Non
     assert rec.outcome is Outcome.SKIPPED and "not the recovery leader" in rec.reason
     det = detection(VIEW)
     other = det.model_copy(
-        update={"finding": det.finding.model_copy(update={"code": Analysis.DEAD_CO_MASTER})}
+        update={"finding": det.finding.model_copy(update={"code": Analysis.UNREACHABLE_CO_MASTER})}
     )
     rec = await t.pipeline.handle(other, StaticFence(2))
-    assert rec.outcome is Outcome.SKIPPED and "no automated recovery for DeadCoMaster" in rec.reason
+    assert rec.outcome is Outcome.SKIPPED and "no automated recovery for UnreachableCoMaster" in rec.reason
 
 
 async def test_lost_leadership_leaves_the_record_open_and_the_next_leader_resumes_without_rerunning() -> None:
