@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from libs.bus.connection import connect
 from libs.bus.server import NatsServer
 from libs.models import InstanceKey, PromotionRule, utcnow
 from libs.mysql import ConnectionPool, ProbeSettings, probe
@@ -83,17 +84,19 @@ async def _closed(stack: Stack, events: Events, code: str, master: InstanceKey) 
 
 @contextlib.asynccontextmanager
 async def _baton(sb: Sandbox, nats_url: str, **config: Any) -> AsyncIterator[tuple[Stack, Events]]:
-    """Prober + analyzer + recovery on `sb` with `config`, and the recovery events they publish."""
-    stack = await Stack(sb, nats_url, retry_s=0.3, **config).start()
+    """Prober + analyzer + recovery on `sb` with `config`, and the recovery events they publish (heard
+    from before the stack starts: a repair of a state present from the start may finish at once)."""
+    listener = await connect(nats_url, "semisync-test-events")
+    events = await Events().start(listener)
     try:
-        assert stack.bus is not None
-        events = await Events().start(stack.bus)
+        stack = await Stack(sb, nats_url, retry_s=0.3, **config).start()
         try:
             yield stack, events
         finally:
-            await events.stop()
+            await stack.stop()
     finally:
-        await stack.stop()
+        await events.stop()
+        await listener.close()
 
 
 @pytest.mark.timeout(120)
