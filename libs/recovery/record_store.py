@@ -4,9 +4,10 @@ The key (the cluster alias, KV-encoded) holds the cluster's latest recovery reco
 what keep "at most one recovery per cluster at a time" true across processes and leaders, and what
 keep two leaders apart; both implementations (`KVRecordStore`, `MemoryRecordStore`) follow them and pass
 one contract suite (tests/integration/recovery/test_store_contract.py):
-- `register(r)`: the key is empty → created; its record is closed → replaced; its record is open →
-  ClusterBusy, whoever wrote it — unless it is `r` itself under the same epoch (a registration whose
-  reply was lost, tried again): then there is nothing to do;
+- `register(r)`: the key is empty → created; its record is closed → replaced (and returned: the record
+  `r` displaced, read at the revision the write replaced); its record is open → ClusterBusy, whoever
+  wrote it — unless it is `r` itself under the same epoch (a registration whose reply was lost, tried
+  again): then there is nothing to do;
 - `adopt(r)` (a new leader takes an open record over; the caller bumped `r.epoch`): written only over
   the same recovery, still open, held by an epoch not above `r.epoch`; otherwise LeadershipLost;
 - `save(r)`: written only over the same recovery held by the same epoch: a record adopted by a newer
@@ -63,7 +64,7 @@ class ClusterBusy(BatonError):
 
 class RecordStore(Protocol):
     async def current(self, alias: str) -> RecoveryRecord | None: ...
-    async def register(self, record: RecoveryRecord) -> None: ...
+    async def register(self, record: RecoveryRecord) -> RecoveryRecord | None: ...
     async def save(self, record: RecoveryRecord) -> None: ...
     async def adopt(self, record: RecoveryRecord) -> None: ...
     async def open_records(self) -> list[RecoveryRecord]: ...
@@ -163,16 +164,21 @@ class KVRecordStore:
         found = await self._get(alias)
         return None if found is None else found[0]
 
-    async def register(self, record: RecoveryRecord) -> None:
-        """Make `record` the cluster's open recovery. Raises ClusterBusy if another one is open."""
+    async def register(self, record: RecoveryRecord) -> RecoveryRecord | None:
+        """Make `record` the cluster's open recovery and return the closed record it displaced (None:
+        the key was empty). Raises ClusterBusy if another one is open. The displaced record is the one
+        the compare-and-set replaced, not an earlier read: a recovery closed between a read and the
+        write is returned closed."""
         kv = await self._kv()
         key, value = kv_key(record.alias), record.model_dump_json().encode()
+        displaced: RecoveryRecord | None = None  # what an earlier attempt wrote over (its reply lost)
         for _ in range(_ATTEMPTS):
             found = await self._get(record.alias)
             current = found[0] if found else None
             stored = Stored.of(*found) if found else None
             if not may_register(stored, record, current):
-                return
+                return displaced
+            displaced = current
             with bus_errors(f"registering recovery {record.uid}"):
                 try:
                     if stored is None:
@@ -182,7 +188,7 @@ class KVRecordStore:
                 except nats.js.errors.KeyWrongLastSequenceError:
                     continue  # someone wrote meanwhile: look again
             self._note(record, revision)
-            return
+            return displaced
         raise BusError(f"could not register recovery {record.uid} of {record.alias}: too much contention")
 
     async def save(self, record: RecoveryRecord) -> None:
@@ -289,9 +295,12 @@ class MemoryRecordStore:
         found = self.records.get(alias)
         return found.model_copy(deep=True) if found else None
 
-    async def register(self, record: RecoveryRecord) -> None:
-        if may_register(self._stored(record.alias), record, self.records.get(record.alias)):
+    async def register(self, record: RecoveryRecord) -> RecoveryRecord | None:
+        displaced = self.records.get(record.alias)
+        if may_register(self._stored(record.alias), record, displaced):
             await self._write(record)
+            return None if displaced is None else displaced.model_copy(deep=True)
+        return None
 
     async def save(self, record: RecoveryRecord) -> None:
         if may_save(self._stored(record.alias), record):

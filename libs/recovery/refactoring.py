@@ -214,15 +214,14 @@ class Refactoring:
         deadline = time.monotonic() + self.lock_wait_s
         while True:
             self.fence.check()
-            previous = await store.current(record.alias)
             try:
-                await store.register(record)
+                previous = await store.register(record)
             except ClusterBusy as busy:
                 if time.monotonic() >= deadline:
                     return busy
                 await asyncio.sleep(0.1)
                 continue
-            return previous if previous is not None and not previous.active else None
+            return previous
 
     async def _release(self, record: RecoveryRecord, previous: RecoveryRecord | None) -> None:
         """Close the lock: the cluster's latest record becomes again the recovery the operation displaced

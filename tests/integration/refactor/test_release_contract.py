@@ -43,11 +43,12 @@ def make(alias: str, *, operation: bool, epoch: int = 3) -> RecoveryRecord:
 async def test_release_puts_back_the_displaced_record(store: RecordStore) -> None:
     alias = f"db-{uuid.uuid4().hex[:8]}:3306"
     before = make(alias, operation=False)
-    await store.register(before)
+    assert await store.register(before) is None  # nothing displaced
     before.close(Outcome.SUCCEEDED, "done", utcnow())
     await store.save(before)
     op = make(alias, operation=True)
-    await store.register(op)
+    displaced = await store.register(op)  # what the write replaced: `before`, closed
+    assert displaced is not None and displaced.uid == before.uid and not displaced.active
     with pytest.raises(ClusterBusy):  # the lock holds against a recovery
         await store.register(make(alias, operation=False))
     op.close(Outcome.SUCCEEDED, "moved", utcnow())
