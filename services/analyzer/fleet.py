@@ -1,8 +1,13 @@
 """The analyzer's in-memory fleet: instance states folded from snapshots, grouped into clusters.
 
-Cluster membership is recomputed (`group_clusters`, O(fleet)) only when the topology may have moved:
-a new instance, or an instance whose master or alias changed. Otherwise a snapshot only rebuilds its
-own cluster's frozen view, so analysing "the affected cluster on every change" stays cheap.
+Cluster membership is regrouped only when the topology may have moved (a new instance, or an instance
+whose master or alias changed), and then incrementally: only the clusters the instance leaves or joins
+are regrouped (its old cluster, its new master's, and, for a new instance, those of the instances that
+already named it as their master), with `group_clusters` over just their members. Such a set is closed
+under "follow the master", so the result is what a regroup of the whole fleet would give, at
+O(size of those clusters) per change instead of O(fleet) (discovering a fleet one instance at a time
+was O(fleet²)). Otherwise a snapshot only rebuilds its own cluster's frozen view, so analysing "the
+affected cluster on every change" stays cheap.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ class Fleet:
         self._cluster_of: dict[InstanceKey, str] = {}
         self._members: dict[str, tuple[InstanceKey, ...]] = {}
         self._alias: dict[str, str] = {}
-        self._regroup = True
+        self._replicas: dict[InstanceKey, set[InstanceKey]] = {}  # a master named -> who names it
 
     def fold(self, snapshot: InstanceSnapshot, trace: Context | None = None) -> str | None:
         """Apply a snapshot; returns the name of the cluster it now belongs to (None if it was old)."""
@@ -63,18 +68,29 @@ class Fleet:
         if trace is not None:
             self.traces[key] = trace
         if before is None or _shape(before) != _shape(after):
-            self._regroup = True
-        self._group()
+            self._regroup(key, before, after)
         return self._cluster_of.get(key)
 
-    def _group(self) -> None:
-        if not self._regroup:
-            return
-        self._regroup = False
-        self._cluster_of.clear()
-        self._members.clear()
-        self._alias.clear()
-        for view in group_clusters(self.states.values()):
+    def _regroup(self, key: InstanceKey, before: InstanceState | None, after: InstanceState) -> None:
+        """Regroup the clusters `key` leaves or joins (see the module docstring)."""
+        old_master, new_master = _shape(before)[0], after.master_key
+        if old_master != new_master:
+            if old_master is not None:
+                named = self._replicas.get(old_master)
+                if named is not None:
+                    named.discard(key)
+                    if not named:
+                        del self._replicas[old_master]
+            if new_master is not None:
+                self._replicas.setdefault(new_master, set()).add(key)
+        touched = {key, *self._replicas.get(key, ())}
+        if new_master is not None:
+            touched.add(new_master)
+        affected = {key}
+        for name in {self._cluster_of[k] for k in touched if k in self._cluster_of}:
+            affected.update(self._members.pop(name))
+            del self._alias[name]
+        for view in group_clusters(self.states[k] for k in affected):
             keys = tuple(s.key for s in view.instances)
             self._members[view.name] = keys
             self._alias[view.name] = view.alias
@@ -83,16 +99,13 @@ class Fleet:
 
     @property
     def clusters(self) -> list[str]:
-        self._group()
         return sorted(self._members)
 
     def cluster_of(self, key: InstanceKey) -> str | None:
-        self._group()
         return self._cluster_of.get(key)
 
     def view(self, name: str) -> ClusterView | None:
         """The frozen view of cluster `name` as of now (None if no such cluster)."""
-        self._group()
         keys = self._members.get(name)
         if keys is None:
             return None

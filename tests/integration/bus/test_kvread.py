@@ -156,6 +156,60 @@ async def test_two_thousand_scans_under_load_all_return_exactly_the_live_set(bus
     print(f"2000 scans in {took:.1f}s with {writes} concurrent writes")
 
 
+async def test_a_bucket_written_all_the_time_still_scans_complete_and_in_time(
+    bus: Bus, nats_server: NatsServer
+) -> None:
+    """Issue 18: the shard leases and, during discovery, the registry are written without pause. A scan
+    used to read on until the consumer said nothing was pending, which writers that never stop can
+    deny for ever ("81 of 34 messages arrived within 5s": the writes made during the scan counted
+    against the keys it expected). Eight writers rewrite the 300 keys and add new ones while 20 scans
+    run: each must end, and hold every key that existed before it started."""
+    kv = await bus.js.key_value(INSTANCES)  # history 1: a rewrite removes the key's older message
+    base = {f"k-{i:03d}" for i in range(300)}
+    for key in sorted(base):
+        await kv.put(key, b"0")
+    stop = asyncio.Event()
+    writes = 0
+
+    async def writer(n: int) -> None:
+        nonlocal writes
+        async with await connect(nats_server.url, f"kvread-writer-{n}") as own:  # its own connection
+            i = n
+            while not stop.is_set():
+                key = f"k-{i % 300:03d}" if i % 50 else f"new-{n}-{i // 50 % 100}"  # at most 800 new
+                await own.js.publish(f"$KV.{INSTANCES}.{key}", str(i).encode())
+                writes, i = writes + 1, i + 7
+
+    load = [asyncio.create_task(writer(n)) for n in range(8)]
+    took: list[float] = []
+    missing: list[str] = []
+    try:
+        while writes < 200:  # the writers are under way
+            await asyncio.sleep(0.05)
+        for _ in range(20):
+            started = time.monotonic()
+            entries = await kvread.scan(bus.js, INSTANCES, attempts=1)
+            took.append(time.monotonic() - started)
+            lost = base - {e.key for e in entries}
+            if lost:
+                missing.append(f"{len(lost)} keys missing, e.g. {sorted(lost)[:3]}")
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.gather(*load, return_exceptions=True)
+    assert not missing, missing[:3]
+    info = await bus.js.stream_info(f"KV_{INSTANCES}")
+    assert info.state.consumer_count == 0, "scans left consumers behind"
+    print(f"20 scans of {info.state.messages} keys under {writes} writes: slowest {max(took) * 1000:.0f} ms")
+
+
+def test_the_time_allowed_grows_with_the_bucket_but_not_without_bound() -> None:
+    assert kvread.scan_budget(34, 5.0) == 5.0
+    assert kvread.scan_budget(5_000, 5.0) == 10.0
+    assert kvread.scan_budget(10_000, 5.0) == 20.0
+    assert kvread.scan_budget(1_000_000, 5.0) == 30.0
+
+
 async def test_a_live_mirror_is_complete_the_moment_it_is_ready(bus: Bus) -> None:
     """The API's KV mirrors start from the scan: ready never means "some of them"."""
     want = await _fill(bus.js, CANDIDATES, live=5, deleted=1, expired=0)
