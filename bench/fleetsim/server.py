@@ -422,6 +422,9 @@ class FleetSimulator:
         return {"ok": True, **self.show(inst)}
 
 
+CONTROL_LINE_LIMIT = 64 * 2**20
+
+
 class ControlClient:
     """Drive a simulator in another process over its JSON-lines control channel."""
 
@@ -434,7 +437,10 @@ class ControlClient:
     async def call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         async with self._lock:
             if self._writer is None:
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+                # a whole-fleet answer ("topology" of 10,000 instances) is one line of megabytes
+                self._reader, self._writer = await asyncio.open_connection(
+                    self.host, self.port, limit=CONTROL_LINE_LIMIT
+                )
             assert self._reader is not None
             self._writer.write(json.dumps({"op": op, **kwargs}).encode() + b"\n")
             await self._writer.drain()

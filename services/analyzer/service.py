@@ -61,6 +61,8 @@ from services.analyzer.hooks import run_detection_hooks
 from services.analyzer.probing import ProbeNowFn, ProbeNowScheduler, default_probe_now
 
 log = logging.getLogger("baton.analyzer")
+# one DEBUG line per tick round (every cluster analysed): its cost, for bench/fleet_scale.py; off by default
+tick_log = logging.getLogger("baton.analyzer.tick")
 # one probe-now streak per LockedSemiSyncMasterHypothesis master, for as long as it lasts
 HYPOTHESIS_STREAK = datetime(1970, 1, 1, tzinfo=UTC)
 _tracer = trace.get_tracer("baton.analyzer")
@@ -252,7 +254,9 @@ class Analyzer:
             for cluster in due:
                 del self._wakeups[cluster]
             self._dirty.update(due)
-            if now_m >= next_tick:
+            tick = now_m >= next_tick
+            cpu0 = time.process_time() if tick else 0.0
+            if tick:
                 self._dirty.update(self.fleet.clusters)
                 self._dirty.update(self.book.clusters)
                 next_tick = now_m + self.tick_s
@@ -262,6 +266,14 @@ class Analyzer:
                     await self._analyze(names)
                 except BusError as exc:
                     log.warning("analysis round incomplete (retrying at the next tick): %s", exc)
+                if tick and tick_log.isEnabledFor(logging.DEBUG):
+                    tick_log.debug(
+                        "tick: %d clusters, %d instances in %.2f ms (CPU %.2f ms)",
+                        len(names),
+                        len(self.fleet.states),
+                        (time.monotonic() - now_m) * 1000,
+                        (time.process_time() - cpu0) * 1000,
+                    )
                 continue
             wait = min([next_tick, *self._wakeups.values()]) - time.monotonic()
             self._wake.clear()

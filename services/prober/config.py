@@ -56,6 +56,8 @@ class ProberConfig(BaseModel):
     liveness_sleep_s: int = Field(default=5, ge=1)
     liveness_margin_s: float = Field(default=1.0, gt=0)
     publish_timeout_s: float = Field(default=2.0, gt=0)
+    # regular probes' snapshots awaiting their JetStream ack at most (0: each probe waits for its ack)
+    publish_max_in_flight: int = Field(default=256, ge=0)
     stream_replicas: int = 1
     forget_unseen_after: timedelta | None = None  # UnseenInstanceForgetHours (None: never; see forget.py)
 

@@ -12,7 +12,7 @@ an instance that a live server still reports as its replica.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from libs.models import InstanceKey, InstanceSnapshot
 
@@ -28,6 +28,9 @@ class UnseenTracker:
     def __init__(self, after: timedelta | None) -> None:
         self.after = after
         self.seen: dict[InstanceKey, datetime] = {}
+        # nothing can be due before this: `due` (called after every probe) skips its scan until then, so
+        # a worker of thousands of instances does not walk them all on each of its thousands of probes
+        self._next_scan = datetime.min.replace(tzinfo=UTC)
 
     def observe(self, snap: InstanceSnapshot, now: datetime) -> None:
         if snap.reachable or snap.key not in self.seen:
@@ -41,9 +44,16 @@ class UnseenTracker:
 
     def due(self, now: datetime) -> dict[InstanceKey, timedelta]:
         """Instances unseen for longer than `after`, with how long."""
-        if self.after is None:
+        if self.after is None or now <= self._next_scan:
             return {}
+        # sightings only move forward (a new one is `now`), so the oldest one now is the next to come due
+        self._next_scan = min(self.seen.values(), default=now) + self.after
         return {k: now - at for k, at in self.seen.items() if now - at > self.after}
 
     def forgotten(self, key: InstanceKey) -> None:
         self.seen.pop(key, None)
+
+    def restore(self, key: InstanceKey, since: datetime) -> None:
+        """Put back `key` (unseen since `since`) when forgetting it failed: it is due again at once."""
+        self.seen.setdefault(key, since)
+        self._next_scan = datetime.min.replace(tzinfo=UTC)

@@ -128,7 +128,7 @@ class ProberWorker:
                 log.warning("forgot %s: not seen for %s (UnseenInstanceForgetHours)", key, unseen)
         except BusError as exc:
             log.warning("could not forget long-unseen %s (retried on its next probe): %s", key, exc)
-            self.unseen.seen.setdefault(key, utcnow() - unseen)
+            self.unseen.restore(key, utcnow() - unseen)
 
     async def probe_now(self, key: InstanceKey) -> InstanceSnapshot:
         """A fresh, published probe of `key` (for probe-now); drops the connection of a stranger."""

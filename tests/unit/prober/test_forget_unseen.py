@@ -3,6 +3,7 @@ real servers in tests/integration/prober/test_forget_unseen.py)."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 from libs.config import Settings
@@ -56,3 +57,35 @@ def test_the_setting_reaches_the_worker_config() -> None:
     off = Settings(MySQLTopologyUser="baton", UnseenInstanceForgetHours=0)
     assert ProberConfig.from_settings(off).forget_unseen_after is None
     assert ProberConfig.from_settings(Settings(MySQLTopologyUser="baton")).forget_unseen_after == 240 * HOUR
+
+
+def test_skipped_scans_hide_nothing() -> None:
+    """`due` skips its walk over the instances until the oldest sighting can be due; whatever the
+    order of sightings, failures, hand-backs and restores, it answers as a full walk every call would."""
+    rng = random.Random(18)
+    keys = [InstanceKey.parse(f"db-{i}:3306") for i in range(40)]
+    t = UnseenTracker(HOUR)
+    reference: dict[InstanceKey, datetime] = {}
+    now = T0
+    for _ in range(3000):
+        now += timedelta(seconds=rng.randrange(0, 240))
+        key = rng.choice(keys)
+        action = rng.random()
+        if action < 0.45:
+            snap = up(key) if rng.random() < 0.3 else down(key)
+            t.observe(snap, now)
+            if snap.reachable or key not in reference:
+                reference[key] = now
+        elif action < 0.5:
+            kept = rng.sample(keys, 30)
+            t.retain(kept)
+            reference = {k: at for k, at in reference.items() if k in kept}
+        elif action < 0.55 and key not in reference:
+            since = now - timedelta(minutes=rng.randrange(0, 120))
+            t.restore(key, since)
+            reference[key] = since
+        expected = {k: now - at for k, at in reference.items() if now - at > HOUR}
+        assert t.due(now) == expected
+        for k in list(expected)[: rng.randrange(0, 3)]:
+            t.forgotten(k)
+            del reference[k]
