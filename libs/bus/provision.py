@@ -155,6 +155,16 @@ def _transient(exc: BaseException | None) -> bool:
     return False
 
 
+def transient_chain(exc: BaseException) -> bool:
+    """`exc` was caused (directly or further down its `__cause__` chain) by a transient failure."""
+    cause = exc.__cause__
+    while cause is not None:
+        if _transient(cause):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 async def ensure_stream_patiently(
     js: JetStreamContext, config: api.StreamConfig, budget_s: float = PROVISION_BUDGET_S
 ) -> str:

@@ -94,6 +94,9 @@ async def matrix(names: list[str], runs: int, base: Path) -> dict[str, list[RunR
             took = time.monotonic() - started
             converge = f"{result.converge_s:.2f}s" if result.converge_s is not None else "never"
             print(f"{name} {i + 1}/{runs}: {verdict}; converged {converge}; run {took:.0f}s", flush=True)
+            for c in result.verdict.checks:
+                if c.ok and c.detail and c.name.startswith("semi-sync"):  # the writer's ledger
+                    print(f"  {c.name}: {c.detail}", flush=True)
             if result.ok:
                 shutil.rmtree(run_dir, ignore_errors=True)
             else:

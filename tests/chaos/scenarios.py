@@ -6,7 +6,13 @@ the state has settled — the observer's latest round shows one writable master 
 every reachable Consul naming it, and the failover expectation met — or `settle_within_s` passed, keep
 observing a little longer (a flap after settling must show), then read Baton's recovery audit from the
 API, stop everything and judge the rounds with tests/chaos/invariants.py. The scenario's expectation
-(a failover, or none) is one more check.
+(a failover, or none) is one more check; `no_recovery` scenarios also require that no master recovery
+was even registered.
+
+A scenario with `writer` (its world semi-sync: `SEMI_SYNC`) runs tests/chaos/writer.py in the observer
+namespace from before the baseline to the end (`LedgerRun`): its ledger of acknowledged ids is compared
+with the ids on the final master (`acked-writes-kept`), and semi-sync must have held on the master before
+the fault and on the final master after it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from subprocess import Popen
 
 from libs.models import InstanceKey
 from libs.sandbox import Sandbox
-from libs.sandbox.spec import chain
+from libs.sandbox.spec import NodeOptions, NodeSpec, TopologySpec, chain
 from tests.chaos.invariants import (
     Check,
     Observations,
@@ -40,6 +46,7 @@ from tests.chaos.invariants import (
 from tests.chaos.netlab import OBSERVER, NetLab
 from tests.chaos.observer import load_rounds
 from tests.chaos.world import CLUSTER_ALIAS, ROOT, World, WorldSpec
+from tests.chaos.writer import TABLE, prepare_statements, read_ledger
 
 FAILOVER_WITHIN_S = 60.0
 
@@ -80,6 +87,8 @@ class Scenario:
     what: str
     spec: WorldSpec = field(default_factory=WorldSpec)
     settle_within_s: float = 45.0
+    writer: bool = False  # a semi-sync writer with a ledger (tests/chaos/writer.py) runs throughout
+    no_recovery: bool = False  # no master recovery may even be registered (a stall is not a death)
 
 
 @dataclass(frozen=True)
@@ -278,6 +287,74 @@ async def takeover_dc_partition(run: Run) -> None:
         await asyncio.wait_for(asked, 30)
 
 
+async def master_brief_stall(run: Run) -> None:
+    """The master merely slow: SIGSTOP for 1.0 s, then SIGCONT. No failover, and no recovery registered
+    (a detection may or may not be published; acting on it would be a false DeadMaster)."""
+    run.sb.kill(run.sb.master, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(1.0)
+    finally:
+        run.sb.kill(run.sb.master, signal.SIGCONT)
+    run.fault_ended_at = time.monotonic()
+
+
+async def replica_sigstop(run: Run) -> None:
+    """dc2's replica hangs (SIGSTOP) for 8 s, then continues: nothing to recover, it catches up."""
+    run.sb.kill("replica2", signal.SIGSTOP)
+    try:
+        await asyncio.sleep(8)
+    finally:
+        run.sb.kill("replica2", signal.SIGCONT)
+    run.fault_ended_at = time.monotonic()
+
+
+async def analyzers_sigkill(run: Run) -> None:
+    """The master dies and 50 ms later so do the analyzers of dc1 and dc2: dc3's analyzer alone has to
+    detect the DeadMaster."""
+    run.sb.kill(run.sb.master, signal.SIGKILL)
+    await asyncio.sleep(0.05)
+    for dc in ("dc1", "dc2"):
+        _kill(run.world.services[(dc, "analyzer")], signal.SIGKILL)
+    run.fault_ended_at = time.monotonic()
+
+
+async def kvpublisher_sigkill(run: Run) -> None:
+    """dc3's kvpublisher dies, then the master; dc1 and dc2 fail over (their Consuls name the new master);
+    5 s later dc3's kvpublisher starts again and must bring dc3's Consul to the new master. The fault
+    ends at that restart."""
+    _kill(run.world.services[("dc3", "kvpublisher")], signal.SIGKILL)
+    run.sb.kill(run.sb.master, signal.SIGKILL)
+    await run.failed_over(("dc1", "dc2"))
+    await asyncio.sleep(5)
+    run.world.start_service("dc3", "kvpublisher")
+    run.fault_ended_at = time.monotonic()
+
+
+async def nats_stream_leader_kill(run: Run) -> None:
+    """The NATS node leading the recovery lease bucket's stream (JetStream's `cluster.leader` of
+    KV_baton_leader) is SIGKILLed 50 ms after the master: the lease lapses until the two others elect
+    a new stream leader, and the failover happens on them."""
+    dc = await run.world.stream_leader_dc("KV_baton_leader")
+    run.sb.kill(run.sb.master, signal.SIGKILL)
+    await asyncio.sleep(0.05)
+    _kill(run.world.nats[dc], signal.SIGKILL)
+    run.fault_ended_at = time.monotonic()
+
+
+# semi-sync on both sides everywhere (the sandbox switches it on once replication runs), and a master
+# timeout of an hour: a commit is acknowledged by a replica or not at all, never silently async
+_SEMI_SYNC = NodeOptions(semi_sync=True, extra_args=("--rpl-semi-sync-master-timeout=3600000",))
+SEMI_SYNC = WorldSpec(
+    topology=TopologySpec(
+        shape="semisync",
+        nodes=(
+            NodeSpec(name="master", options=_SEMI_SYNC),
+            *(NodeSpec(name=f"replica{i}", master="master", options=_SEMI_SYNC) for i in (1, 2, 3)),
+        ),
+    )
+)
+
+
 # libs/sandbox/spec.chain: master -> intermediate -> replica1, replica2; replica3 under the master
 CHAIN = WorldSpec(
     mysql={"master": "dc1", "replica3": "dc1", "intermediate": "dc2", "replica1": "dc2", "replica2": "dc3"},
@@ -330,6 +407,42 @@ SCENARIOS: dict[str, Scenario] = {
             None,
             "dc1 cut off 0.2 s into a graceful takeover to dc2, rejoined 10 s later",
         ),
+        Scenario(
+            "semisync-writer-master-sigkill",
+            master_sigkill,
+            True,
+            "master SIGKILL under a semi-sync writer (ledger of acknowledged ids)",
+            spec=SEMI_SYNC,
+            writer=True,
+        ),
+        Scenario(
+            "master-brief-stall",
+            master_brief_stall,
+            False,
+            "master SIGSTOP 1.0 s, then SIGCONT",
+            no_recovery=True,
+        ),
+        Scenario(
+            "replica-sigstop", replica_sigstop, False, "dc2's replica hung (SIGSTOP) 8 s", no_recovery=True
+        ),
+        Scenario(
+            "analyzers-sigkill",
+            analyzers_sigkill,
+            True,
+            "dc1's and dc2's analyzers SIGKILLed after the master",
+        ),
+        Scenario(
+            "kvpublisher-sigkill",
+            kvpublisher_sigkill,
+            True,
+            "dc3's kvpublisher SIGKILLed, then the master; it restarts 5 s after the failover",
+        ),
+        Scenario(
+            "nats-stream-leader-kill",
+            nats_stream_leader_kill,
+            True,
+            "the lease stream's NATS leader SIGKILLed 50 ms after the master",
+        ),
     )
 }
 
@@ -372,20 +485,106 @@ def recovery_outcomes(docs: list[dict[str, object]]) -> list[RecoveryOutcome]:
     return out
 
 
+WRITER_PASSWORD = "chaos-app-secret"
+
+
+async def semi_sync_status(sb: Sandbox, name: str) -> dict[str, str]:
+    rows = await sb.sql(name, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")
+    return {str(r["Variable_name"]): str(r["Value"]) for r in rows}
+
+
+_SHOWN = ("Rpl_semi_sync_master_status", "Rpl_semi_sync_master_clients", "Rpl_semi_sync_master_yes_tx",
+          "Rpl_semi_sync_master_no_tx")  # fmt: skip
+
+
+def _semi_sync_held(status: dict[str, str]) -> bool:
+    """The master side on, and no commit acknowledged to a client without a replica's ack."""
+    return (
+        status.get("Rpl_semi_sync_master_status") == "ON" and status.get("Rpl_semi_sync_master_no_tx") == "0"
+    )
+
+
+@dataclass
+class LedgerRun:
+    """A scenario's semi-sync writer (tests/chaos/writer.py, in the observer namespace) and what it
+    proves: the ids it saw acknowledged, the ids on the final master, and that semi-sync held — on the
+    master before the fault and on the successor after it, never a commit without a replica's ack
+    (`Rpl_semi_sync_master_no_tx` 0), the writer acknowledged again after the fault."""
+
+    path: Path
+    min_acked: int = 20  # acknowledged before the baseline ends
+    proc: Popen[bytes] | None = None
+    acked: frozenset[int] = frozenset()
+    final_master_ids: frozenset[int] | None = None
+    checks: list[Check] = field(default_factory=list)
+    last_before_fault: int = 0
+
+    async def start(self, world: World, within: float = 60.0) -> None:
+        sb = world.sandbox
+        await sb.script(sb.master, prepare_statements(WRITER_PASSWORD))
+        argv = [sys.executable, "-m", "tests.chaos.writer", "--ledger", str(self.path)]
+        argv += ["--password", WRITER_PASSWORD]
+        argv += [a for dc in world.spec.dcs for a in ("--consul", world.consul_url(dc))]
+        with open(world.logs / "writer.log", "ab") as log:
+            self.proc = world.lab.spawn(OBSERVER, argv, stdout=log, cwd=ROOT)
+        deadline = time.monotonic() + within
+        while len(read_ledger(self.path)) < self.min_acked:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                log_text = (world.logs / "writer.log").read_text(errors="replace")[-2000:]
+                raise AssertionError(
+                    f"the writer had no {self.min_acked} acks within {within:g}s:\n{log_text}"
+                )
+            await asyncio.sleep(0.2)
+
+    async def before_fault(self, world: World) -> None:
+        status = await semi_sync_status(world.sandbox, world.sandbox.master)
+        self.last_before_fault = max(read_ledger(self.path))
+        held = _semi_sync_held(status)
+        self.checks.append(Check("semi-sync-before-fault", held, "" if held else f"master: {status}"))
+
+    async def finish(self, world: World, rounds: list[Round]) -> None:
+        if self.proc is not None:
+            world.lab.stop(self.proc)
+        self.acked = read_ledger(self.path)
+        masters = writable(rounds[-1]) if rounds else []
+        if len(masters) != 1:
+            self.checks.append(Check("acked-writes-kept", False, f"no single master to read: {masters}"))
+            return
+        sb = world.sandbox
+        name = sb.name_of(InstanceKey.parse(masters[0]))
+        assert name is not None, masters
+        rows = await sb.sql(name, f"SELECT id FROM {TABLE}")
+        self.final_master_ids = frozenset(int(r["id"]) for r in rows)
+        status = await semi_sync_status(sb, name)
+        after = sum(1 for i in self.acked if i > self.last_before_fault)
+        held = _semi_sync_held(status) and after > 0
+        missing = len(self.acked - self.final_master_ids)
+        shown = {k.removeprefix("Rpl_semi_sync_master_"): status.get(k) for k in _SHOWN}
+        detail = f"{len(self.acked)} acked ({after} from the fault on), {missing} missing; {name}: {shown}"
+        self.checks.append(Check("semi-sync-after-fault", held, detail))
+
+
 async def run_scenario(lab: NetLab, base: Path, template: Path, scenario: Scenario) -> RunResult:
     world = World(lab, base, template, scenario.spec)
     rounds_file = base / "rounds.jsonl"
+    ledger = LedgerRun(base / "ledger.txt") if scenario.writer else None
     await world.start()
     try:
         run = Run(world, lab, old_master=world.server(world.sandbox.master))
         with open(world.logs / "observer.log", "ab") as log:
             observer = lab.spawn(OBSERVER, _observer_argv(world, rounds_file), stdout=log, cwd=ROOT)
         await _first_round(rounds_file)  # a loaded machine may take seconds to start the observer
+        if ledger is not None:
+            await ledger.start(world)
         await asyncio.sleep(2)  # a healthy baseline
+        if ledger is not None:
+            await ledger.before_fault(world)
         run.fault_started_at = time.monotonic()
         await scenario.fault(run)
         await _settle(run, scenario, rounds_file)
         await asyncio.sleep(3)  # a flap right after settling must show in the final rounds
+        if ledger is not None:
+            await ledger.finish(world, load_rounds(rounds_file))
         docs = await world.recoveries(expect_some=scenario.failover is not False)
         (base / "audit.json").write_text(json.dumps(docs, indent=1, default=str))  # kept with the logs
         lab.stop(observer)
@@ -393,7 +592,20 @@ async def run_scenario(lab: NetLab, base: Path, template: Path, scenario: Scenar
         await world.stop()
     rounds = load_rounds(rounds_file)
     outcomes = recovery_outcomes(docs)
-    verdict = check(Observations(rounds=rounds, fault_ended_at=run.fault_ended_at, recoveries=outcomes))
+    verdict = check(
+        Observations(
+            rounds=rounds,
+            fault_ended_at=run.fault_ended_at,
+            recoveries=outcomes,
+            acked_ids=ledger.acked if ledger is not None else frozenset(),
+            final_master_ids=ledger.final_master_ids if ledger is not None else None,
+        )
+    )
+    extra = [*ledger.checks] if ledger is not None else []
+    if scenario.no_recovery:
+        masters_recovered = [o.failed for o in outcomes if o.of_master]
+        detail = f"recoveries of {masters_recovered}" if masters_recovered else ""
+        extra.append(Check("no-master-recovery", not masters_recovered, detail))
     masters = writable(rounds[-1]) if rounds else []
     if scenario.failover is None:
         expectation, name = len(masters) == 1, "one-master-either-way"
@@ -403,7 +615,7 @@ async def run_scenario(lab: NetLab, base: Path, template: Path, scenario: Scenar
         expectation, name = masters == [run.old_master], "no-failover"
     detail = f"final writable {masters}; old master {run.old_master}"
     verdict = Verdict(
-        (*verdict.checks, Check(name, expectation, detail)),
+        (*verdict.checks, *extra, Check(name, expectation, detail)),
         verdict.converge_s,
     )
     return RunResult(scenario.name, verdict, verdict.converge_s, len(rounds), world.logs)

@@ -243,12 +243,15 @@ class World:
     async def recoveries(self, *, expect_some: bool = False, within: float = 30.0) -> list[dict[str, object]]:
         """orchestrator's recovery audit (newest first), as the API shows it. Asked again while the API
         fails (or, with `expect_some`, answers with none) for up to `within` seconds: right after a DC
-        rejoins, JetStream may answer "temporarily unavailable" for seconds."""
+        rejoins, JetStream may answer "temporarily unavailable" for seconds. Also asked again while a
+        record is still open: a recovery whose close could not be written (its stream without a leader
+        after a NATS node died) is closed by the next leader's sweep, once JetStream has one again."""
         deadline = time.monotonic() + within
         while True:
             docs = await self.api(f"/api/audit-recovery/alias/{CLUSTER_ALIAS}")
             found = [d for d in docs if isinstance(d, dict)] if isinstance(docs, list) else None
-            if (found or (found is not None and not expect_some)) or time.monotonic() > deadline:
+            answered = found or (found is not None and not expect_some)
+            if (answered and not any(d.get("IsActive") for d in found or [])) or time.monotonic() > deadline:
                 return found or []
             await asyncio.sleep(1.0)
 
@@ -267,6 +270,32 @@ class World:
                     if str(leader).startswith(f"baton-{dc}-"):
                         return dc
         raise AssertionError(f"no recovery leader within {within:g}s:\n{self.tail()}")
+
+    async def stream_leader_dc(self, stream: str, within: float = 30.0) -> str:
+        """The DC whose NATS node leads JetStream stream `stream` (`cluster.leader` in a node's /jsz),
+        each node's monitor asked in turn (from the observer namespace) until one names a leader."""
+        code = (
+            "import json, sys, urllib.request\n"
+            "doc = json.load(urllib.request.urlopen(sys.argv[1] + '/jsz?accounts=true&streams=true',"
+            " timeout=2))\n"
+            "for acc in doc.get('account_details') or []:\n"
+            "    for s in acc.get('stream_detail') or []:\n"
+            "        if s.get('name') == sys.argv[2]:\n"
+            "            print((s.get('cluster') or {}).get('leader') or '')\n"
+        )
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for dc in self.spec.dcs:
+                url = f"http://{self.lab.address(dc)}:{MONITOR_PORT}"
+                done = await asyncio.to_thread(
+                    self.lab.run, OBSERVER, [sys.executable, "-c", code, url, stream], 30
+                )
+                leader = done.stdout.strip() if done.returncode == 0 else ""
+                for d in self.spec.dcs:
+                    if leader == f"baton-{d}":
+                        return d
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"no leader of stream {stream} within {within:g}s")
 
     def _elections(self) -> int:
         return sum(
