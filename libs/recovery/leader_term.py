@@ -31,17 +31,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from opentelemetry.context import Context
 
 from libs.bus.messages import Consumer, consume
+from libs.bus.provision import transient_chain
 from libs.bus.subjects import DETECTIONS_ALL
-from libs.errors import BatonError, LeadershipLost
+from libs.errors import BatonError, BusError, LeadershipLost
 from libs.models import utcnow
 from libs.models.events import Event
 from libs.recovery.audit import Outcome, RecoveryRecord
@@ -88,6 +90,51 @@ DETECTION_ACK_WAIT_S = 6.0
 # A clean stop lets running recoveries finish, for this long at most: a stop must end (SIGTERM of
 # `baton up`, a deploy), and a recovery cut short stays open for the next leader's sweep to resume.
 STOP_GRACE_S = 20.0
+# a new term's start-up reads and subscriptions: retried while the failure is transient (a JetStream
+# without its meta or stream leader for seconds after a NATS node died), not the end of the term
+START_BUDGET_S = 30.0
+READ_ATTEMPT_S = 1.0  # a start-up read's first attempt (`patiently`); doubled on each retry
+_T = TypeVar("_T")
+
+
+async def patiently(
+    step: Callable[[], Awaitable[_T]],
+    budget_s: float = START_BUDGET_S,
+    *,
+    first_attempt_s: float | None = None,
+) -> _T:
+    """`step()`, again after a bounded back-off (0.2 s doubling to 2 s) while it fails transiently (a
+    timeout, no responders, JetStream unavailable: `libs.bus.provision.transient_chain`) and `budget_s`
+    lasts. Each start-up step is idempotent (reads; a durable consumer found again; open records resumed
+    once, by uid), so a step is retried alone: a term does not die of its first timeout, which would cost
+    the lease and a re-election. LeadershipLost and any other failure pass through.
+
+    `first_attempt_s` (steps that can be abandoned: reads, and the detections subscription, whose
+    JetStream requests — stream lookup, consumer info/create — all come before its local subscription,
+    made without waiting on the server): the first attempt is given that long, each next one twice as
+    long (up to the bus's own 5 s request timeout). A request to a stream that has no
+    leader yet (a NATS node just died) is never answered; without this bound it waits the whole 5 s
+    although the new leader is elected a second later."""
+    deadline = time.monotonic() + budget_s
+    delay, attempt_s = 0.2, first_attempt_s
+    while True:
+        try:
+            if attempt_s is None:
+                return await step()
+            return await asyncio.wait_for(step(), attempt_s)
+        except TimeoutError as exc:
+            if attempt_s is None or time.monotonic() + delay > deadline:
+                raise BusError(f"starting the term: no answer within {attempt_s}s") from exc
+            log.warning("recovery: starting the term: no answer within %gs; retrying", attempt_s)
+            attempt_s = min(attempt_s * 2, 5.0)
+        except BatonError as exc:
+            if isinstance(exc, LeadershipLost) or not transient_chain(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("recovery: starting the term: %s; retrying in %.1fs", exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
 
 
 class LeaderTerm:
@@ -145,21 +192,26 @@ class LeaderTerm:
     async def run(self) -> None:
         fence = self.fence
         try:
-            await self.sweep()  # what older epochs left open, before anything new
-            for record in recent_successes(await self.store.latest_records(), utcnow()):
+            await patiently(self.sweep, first_attempt_s=READ_ATTEMPT_S)  # older epochs' open records first
+            latest = await patiently(self.store.latest_records, first_attempt_s=READ_ATTEMPT_S)
+            for record in recent_successes(latest, utcnow()):
                 self.fencer.watch(record)
-            for item in await self.control.deferred():  # what earlier leaders were holding back
+            deferred = await patiently(self.control.deferred, first_attempt_s=READ_ATTEMPT_S)
+            for item in deferred:  # what earlier leaders were holding back
                 self.deferred.setdefault(item.key, item)
-            self.consumer = await consume(
-                self.js,
-                DETECTIONS_ALL,
-                Event,
-                self._on_detection,
-                durable=DURABLE,
-                queue=DURABLE,
-                ack_wait_s=DETECTION_ACK_WAIT_S,
+            self.consumer = await patiently(
+                lambda: consume(
+                    self.js,
+                    DETECTIONS_ALL,
+                    Event,
+                    self._on_detection,
+                    durable=DURABLE,
+                    queue=DURABLE,
+                    ack_wait_s=DETECTION_ACK_WAIT_S,
+                ),
+                first_attempt_s=READ_ATTEMPT_S,
             )
-            self.subs = await self.commands(self.ops)
+            self.subs = await self.commands(self.ops)  # core NATS subscriptions: no JetStream request
             self.tasks = [
                 asyncio.create_task(self.fencer.run(fence), name="old master fencing"),
                 asyncio.create_task(self._retry_loop(), name="deferred detections"),
@@ -172,17 +224,24 @@ class LeaderTerm:
                 task.add_done_callback(log_crash(log, f"recovery: {task.get_name()}", (LeadershipLost,)))
             await self.stopping.wait()
             await self.consumer.stop()  # clean stop: take nothing new, finish what runs
-            if self.running:
-                _, late = await asyncio.wait(list(self.running.values()), timeout=STOP_GRACE_S)
-                if late:
-                    log.warning(
-                        "recovery: stopping with %d recovery(ies) still running after %gs: cancelled, "
-                        "left open for the next leader",
-                        len(late),
-                        STOP_GRACE_S,
-                    )
+            await self.finish_running()
         finally:
             await self._end()
+
+    async def finish_running(self, grace_s: float = STOP_GRACE_S) -> set[asyncio.Task[RecoveryRecord]]:
+        """A clean stop's wait: up to `grace_s` for the running recoveries to end; returns those still
+        running (`_end` cancels them, their records stay open for the next leader's sweep)."""
+        if not self.running:
+            return set()
+        _, late = await asyncio.wait(list(self.running.values()), timeout=grace_s)
+        if late:
+            log.warning(
+                "recovery: stopping with %d recovery(ies) still running after %gs: cancelled, "
+                "left open for the next leader",
+                len(late),
+                grace_s,
+            )
+        return late
 
     async def _end(self) -> None:
         for task in self.tasks:

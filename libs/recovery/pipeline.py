@@ -156,7 +156,7 @@ StaleEpoch are not: someone newer owns the work."""
 _PROMOTING = ("promote:", "switch:", "relocate:")
 _PROMOTED = ("promote:", "switch:")  # the steps that make the successor writable (`promoted_at`)
 _T = TypeVar("_T")
-# The re-check waits this long for the failed master's own probe once its replicas' are in: a server
+# The re-check waits this long (from when it asked) for the failed master's own probe: a server
 # back from a partition answers within it, while its replicas may still report the broken link for a
 # second (the chaos tier's takeover-dc-partition promoted a successor 1.5 s after the old master was
 # back and writable: its probe had lost the race). A hung server costs no more than this.
@@ -629,13 +629,18 @@ class RecoveryPipeline:
         async def probe_it() -> Mapping[InstanceKey, InstanceSnapshot]:
             return await probe_failed([record.failed])
 
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
         failed = asyncio.create_task(probe_it(), name=f"re-check probe of {record.failed}")
         self._late.add(failed)
         failed.add_done_callback(self._late.discard)
         try:
             fresh = dict(await self.c.probe(others))
-            if not failed.done():  # a server that is back answers within this; a hung one costs no more
-                await asyncio.wait({failed}, timeout=FAILED_PROBE_GRACE_S)
+            # a server that is back answers within the grace from when it was asked; a hung one costs
+            # no more than that (the others' probes ran meanwhile)
+            grace = FAILED_PROBE_GRACE_S - (loop.time() - asked)
+            if not failed.done() and grace > 0:
+                await asyncio.wait({failed}, timeout=grace)
         except BaseException:
             failed.cancel()
             raise

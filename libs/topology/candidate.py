@@ -39,7 +39,9 @@ from libs.topology.holdings import (
 from libs.topology.plan import CandidateRules, DrainState, Plan, ReplicaReason
 from libs.topology.view import ClusterView, InstanceState
 
-_RULE_RANK = {
+# Promotion rules in orchestrator's order of preference (candidate choice, intermediate relocation and
+# the semi-sync replica order share it).
+RULE_RANK = {
     PromotionRule.MUST: 0,
     PromotionRule.PREFER: 1,
     PromotionRule.NEUTRAL: 2,
@@ -420,7 +422,7 @@ class _Chooser:
             len(lost),
             self.rules.promote_errant == "last-resort" and tainted_by is not None,
             downgrade is not None,
-            _RULE_RANK[effective_rule(successor, self.rules, self.now)],
+            RULE_RANK[effective_rule(successor, self.rules, self.now)],
             bool(master_dc) and successor.info.data_center != master_dc,
             bool(master_region) and successor.info.region != master_region,
             successor.downtimed,

@@ -93,15 +93,18 @@ def _next_coordinates(seen: CoordinatesSeen | None, snapshot: InstanceSnapshot) 
 def _next_received(seen: ReceivedSeen | None, snapshot: InstanceSnapshot) -> ReceivedSeen | None:
     """The new received-mark entry for `snapshot`, or None to keep `seen` (no mark, unchanged, older).
 
-    The mark changed somewhere between the previous snapshot and this one: `since` is this probe's
-    time, the later bound, so a silence is never measured longer than it was."""
+    The mark changed somewhere between the previous snapshot and this one: `since` is when this probe
+    got its answer (its start plus its latency), the later bound, so a silence is never measured longer
+    than it was (the prober places its polls just after the heartbeats arrive, `heartbeat_phase.py`, so
+    an arrival during the probe's own round trip is not rare)."""
     replication = snapshot.replication if snapshot.reachable else None
     mark = replication.received_mark if replication is not None else None
     if mark is None:
         return None
-    if seen is not None and (seen.mark == mark or seen.since > snapshot.probed_at):
+    answered = snapshot.probed_at + timedelta(milliseconds=snapshot.latency_ms)
+    if seen is not None and (seen.mark == mark or seen.since > answered):
         return None
-    return ReceivedSeen(mark, snapshot.probed_at)
+    return ReceivedSeen(mark, answered)
 
 
 @dataclass(frozen=True, slots=True)

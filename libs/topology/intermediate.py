@@ -23,17 +23,15 @@ import re
 from datetime import datetime
 
 from libs.models import InstanceKey, PromotionRule
-from libs.topology.candidate import can_replicate_from, compare_progress, effective_rule, progress_rank
+from libs.topology.candidate import (
+    RULE_RANK,
+    can_replicate_from,
+    compare_progress,
+    effective_rule,
+    progress_rank,
+)
 from libs.topology.plan import CandidateRules, Plan, ReplicaReason
 from libs.topology.view import ClusterView, InstanceState
-
-_RULE_RANK = {
-    PromotionRule.MUST: 0,
-    PromotionRule.PREFER: 1,
-    PromotionRule.NEUTRAL: 2,
-    PromotionRule.PREFER_NOT: 3,
-    PromotionRule.MUST_NOT: 4,
-}
 
 
 def why_not_source(
@@ -120,7 +118,7 @@ def relocation_plan(view: ClusterView, failed: InstanceKey, rules: CandidateRule
         score = (
             len(lost),
             tier,
-            _RULE_RANK[effective_rule(source, rules, now)] if not is_master else 0,
+            RULE_RANK[effective_rule(source, rules, now)] if not is_master else 0,
             position.get(source.key, 0),
             (source.key.host, source.key.port),
         )

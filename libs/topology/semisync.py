@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 
 from libs.models import Flavor, InstanceKey, PromotionRule
 from libs.topology.analysis import Finding
-from libs.topology.candidate import _RULE_RANK  # must, prefer, neutral, prefer_not, must_not
+from libs.topology.candidate import RULE_RANK  # must, prefer, neutral, prefer_not, must_not
 from libs.topology.codes import Analysis
 from libs.topology.view import ClusterView
 
@@ -111,7 +111,7 @@ class SemiSyncPlan:
 
 def priority_order(replicas: Sequence[SemiSyncReplica]) -> list[SemiSyncReplica]:
     """orchestrator's order: priority (higher first), promotion rule (better first), host:port."""
-    return sorted(replicas, key=lambda r: (-r.priority, _RULE_RANK[r.rule], str(r.key)))
+    return sorted(replicas, key=lambda r: (-r.priority, RULE_RANK[r.rule], str(r.key)))
 
 
 def semi_sync_plan(

@@ -162,7 +162,8 @@ async def test_probe_now_answers_within_100ms(sandbox4: Sandbox, nats_server: Na
             assert time.monotonic() - before < 2.0
             assert set(everything) == set(keys)
             assert all(s.prober == a_id and s.reachable for s in everything.values())
-            assert a.loop.probes - published == len(mine)  # the orphans' probes were not published
+            if not a.shards.held >= {a.shard(k) for k in keys}:  # (a takeover meanwhile probes them too)
+                assert a.loop.probes - published == len(mine)  # the orphans' probes were not published
     finally:
         await stop_worker(a)
         if b.started:

@@ -6,16 +6,21 @@ tests/integration/recovery.)"""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
+import nats.errors
+import pytest
 from opentelemetry.context import Context
 
+from libs.errors import BusError, LeadershipLost
+from libs.models import InstanceKey, utcnow
 from libs.models.operator import GlobalRecoveries
 from libs.recovery.audit import Outcome, RecoveryRecord, new_record
 from libs.recovery.control import MemoryControlState
 from libs.recovery.fence import StaticFence
-from libs.recovery.leader_term import LeaderTerm, recent_successes
+from libs.recovery.leader_term import STOP_GRACE_S, LeaderTerm, patiently, recent_successes
 from libs.recovery.policy import Policy, policy_gates
 from libs.topology.detection import Detection, DetectionState
 from libs.topology.detection_event import to_event
@@ -139,3 +144,106 @@ def test_recent_successes_are_the_successful_ones_of_the_last_day() -> None:
     fresh, old, failed = ended(Outcome.SUCCEEDED, 1), ended(Outcome.SUCCEEDED, 25), ended(Outcome.FAILED, 1)
     running = new_record(detection(DEAD), epoch=1, node="n", now=NOW)
     assert recent_successes([fresh, old, failed, running], NOW) == [fresh]
+
+
+async def test_a_start_up_step_is_retried_while_it_fails_transiently_and_only_then() -> None:
+    """A new term's start-up reads wait out a JetStream without its leaders (a NATS node just died)
+    instead of ending the term on the first timeout; any other failure, and LeadershipLost, end it."""
+    calls: list[str] = []
+
+    async def flaky() -> str:
+        calls.append("try")
+        if len(calls) < 3:
+            try:
+                raise nats.errors.TimeoutError
+            except nats.errors.TimeoutError as exc:
+                raise BusError("reading every entry of baton_recoveries: timed out") from exc
+        return "read"
+
+    assert await patiently(flaky) == "read"
+    assert len(calls) == 3
+
+    async def refused() -> None:
+        calls.append("refused")
+        raise BusError("subscribing: permissions violation")
+
+    with pytest.raises(BusError, match="permissions"):
+        await patiently(refused)
+    assert calls.count("refused") == 1
+
+    async def deposed() -> None:
+        raise LeadershipLost("epoch 3 ended")
+
+    with pytest.raises(LeadershipLost):
+        await patiently(deposed)
+
+    async def always_late() -> None:
+        try:
+            raise nats.errors.TimeoutError
+        except nats.errors.TimeoutError as exc:
+            raise BusError("timed out") from exc
+
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(BusError):
+        await patiently(always_late, budget_s=0.5)  # bounded: 0.2 s, then 0.4 s would pass the budget
+    assert asyncio.get_running_loop().time() - started < 1.0
+
+
+async def test_a_start_up_read_left_unanswered_is_asked_again_before_the_bus_timeout() -> None:
+    """A read sent to a stream without a leader is never answered: with `first_attempt_s` it is abandoned
+    and asked again (the next attempt twice as long) instead of waiting the bus's whole timeout."""
+    attempts: list[float] = []
+
+    async def read() -> str:
+        attempts.append(asyncio.get_running_loop().time())
+        if len(attempts) == 1:
+            await asyncio.sleep(60)  # the leaderless stream: no answer
+        return "entries"
+
+    started = asyncio.get_running_loop().time()
+    assert await patiently(read, first_attempt_s=0.3) == "entries"
+    assert len(attempts) == 2
+    assert attempts[1] - started < 1.0  # 0.3 s, then 0.2 s of back-off
+
+    async def never() -> None:
+        await asyncio.sleep(60)
+
+    with pytest.raises(BusError, match="no answer"):
+        await patiently(never, budget_s=1.0, first_attempt_s=0.2)
+
+
+def _record(n: int) -> RecoveryRecord:
+    return RecoveryRecord(
+        incident=f"i{n}", code="DeadMaster", cluster=f"c{n}", alias=f"c{n}",
+        failed=InstanceKey.parse(f"m{n}"), epoch=4, epochs=[4], started_at=utcnow(),
+    )  # fmt: skip
+
+
+async def test_a_clean_stop_lets_running_recoveries_finish_then_cancels_the_rest() -> None:
+    """STOP_GRACE_S: a clean stop waits for the running recoveries up to the grace, returns at once when
+    they are done, and `_end` cancels what outlived it (left open for the next leader's sweep)."""
+    control = MemoryControlState()
+    leader, _, _ = term(rig(DEAD, control=control), control)
+    assert await leader.finish_running(grace_s=30) == set()  # nothing running: no wait
+
+    async def work(record: RecoveryRecord, seconds: float) -> RecoveryRecord:
+        await asyncio.sleep(seconds)
+        return record
+
+    quick_record, slow_record = _record(1), _record(2)
+    quick = leader.spawn(quick_record, work(quick_record, 0.05))
+    slow = leader.spawn(slow_record, work(slow_record, 60))
+    started = time.monotonic()
+    late = await leader.finish_running(grace_s=0.5)
+    waited = time.monotonic() - started
+    assert late == {slow} and quick.done() and not quick.cancelled()
+    assert 0.45 <= waited < 10, waited
+    await leader._end()
+    assert slow.cancelled() and leader.running == {}
+
+    again = _record(3)
+    done_soon = leader.spawn(again, work(again, 0.05))
+    started = time.monotonic()
+    assert await leader.finish_running(grace_s=30) == set()  # all done: the grace is not waited out
+    assert done_soon.done() and time.monotonic() - started < 10
+    assert STOP_GRACE_S >= 10  # long enough for a failover's steps, short enough for a stop to end

@@ -97,11 +97,21 @@ async def test_final_save_is_retried() -> None:
 
 
 class FailingMasters:
-    def __init__(self) -> None:
+    """baton_masters never answers; with `fence`, the lease is lost once the publish has been retried
+    for `lose_after_s` (timed from the first try, not from the test's start: a loaded machine may take
+    long to get there)."""
+
+    def __init__(self, fence: StaticFence | None = None, lose_after_s: float = 0.0) -> None:
         self.tries = 0
+        self.fence, self.lose_after_s = fence, lose_after_s
+        self.first: float | None = None
 
     async def __call__(self, record: MasterRecord) -> None:
         self.tries += 1
+        now = asyncio.get_running_loop().time()
+        self.first = now if self.first is None else self.first
+        if self.fence is not None and now - self.first >= self.lose_after_s:
+            self.fence.lose()
         raise BusError("baton_masters: timed out")
 
 
@@ -110,10 +120,9 @@ async def test_lease_lost_while_publishing_after_promotion_the_next_leader_publi
 ):
     shared = FlakyStore(MemoryRecordStore())
     old, _, _ = flaky_rig(shared, node="old")
-    failing = FailingMasters()
-    old.pipeline.c.masters = failing
     fence = StaticFence(3)
-    asyncio.get_running_loop().call_later(3 * FAST.budget_s, fence.lose)
+    failing = FailingMasters(fence, lose_after_s=3 * FAST.budget_s)
+    old.pipeline.c.masters = failing
     with pytest.raises(LeadershipLost):
         await old.pipeline.handle(detection(VIEW), fence)
     assert failing.tries > 3  # retried past the budget: it was promoted
