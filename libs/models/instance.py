@@ -150,9 +150,14 @@ class ReplicationStatus(BaseModel):
         and a silent one look the same, and silence proves nothing."""
         if self.heartbeat_period <= 0 or self.received_heartbeats is None:
             return None
+        return (self.received_heartbeats, *self.received_events)
+
+    @property
+    def received_events(self) -> tuple[object, ...]:
+        """The part of `received_mark` that moves with events (not with heartbeats): the master, the
+        read position, the received GTIDs, MySQL's last-queued time."""
         return (
             self.master,
-            self.received_heartbeats,
             self.read_master_log_file,
             self.read_master_log_pos,
             self.gtid_io_pos,

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from libs.models import InstanceSnapshot, ReplicationStatus
+from libs.models import InstanceSnapshot
 
 FIRST_STEP = 0.05  # of a period: the first converging move
 MAX_STEP = 0.1  # of a period: the largest converging move (a poll stays within 10 % of its cadence)
@@ -80,13 +80,12 @@ class HeartbeatPhase:
         """Feed a regular poll's snapshot (`started_at`: when the poll began, caller's clock); return the
         move of the next poll in seconds (negative: earlier)."""
         replication = snapshot.replication if snapshot.reachable else None
-        mark = replication.received_mark if replication is not None else None
-        if replication is None or mark is None or replication.received_heartbeats is None:
+        if replication is None or replication.received_heartbeats is None:
             return self._reset(None)
         period = replication.heartbeat_period
-        if not locks(self.poll_s, period):
+        if not locks(self.poll_s, period):  # also: heartbeats off
             return self._reset(None)
-        seen = _Seen(replication.received_heartbeats, _received_events(replication), started_at, period)
+        seen = _Seen(replication.received_heartbeats, replication.received_events, started_at, period)
         last = self._seen
         if last is None or last.rest != seen.rest or last.period != period or seen.count < last.count:
             return self._reset(seen)  # first look, an event (a new phase), a new period, or a restart
@@ -105,11 +104,3 @@ class HeartbeatPhase:
             self._locked = True
         self._last_shift = shift
         return shift
-
-
-def _received_events(r: ReplicationStatus) -> tuple[object, ...]:
-    """What of `ReplicationStatus.received_mark` moves with events (not with heartbeats)."""
-    return (
-        r.master, r.read_master_log_file, r.read_master_log_pos, r.gtid_io_pos, r.retrieved_gtid_set,
-        r.last_queued_at,
-    )  # fmt: skip
