@@ -124,9 +124,10 @@ async def test_a_dead_or_hung_host_costs_only_its_timeout_and_delays_no_one(
         for key in steady:
             intervals = gaps([s.at for s in rec.of(key, t0 - 1.0)])
             assert len(intervals) >= 4
-            # delayed by no one: no gap longer than the 1 s cadence allows (a gap may be shorter: the
+            # delayed by no one: waiting on the hung host (its 1 s read timeout) would open a gap of ~2 s;
+            # the bound leaves room for a busy machine's scheduling, and a gap may be shorter (the
             # heartbeat placement moves a replica's polls by up to 0.1 s, a shard taken back probes at once)
-            assert all(g <= 1.2 for g in intervals), f"{key} lost its 1 s cadence: {intervals}"
+            assert all(g <= 1.5 for g in intervals), f"{key} lost its 1 s cadence: {intervals}"
     finally:
         sandbox4.kill("replica1", signal.SIGCONT)
         await stop_worker(worker)
